@@ -1,0 +1,180 @@
+//! `cargo xtask`: the workspace's maintenance and demo commands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup                      install and enable what builds and tests need on this machine
+                             (libclang-dev when missing, FUSE-over-io_uring when root)
+  test                       setup, then the full test suite in both build modes
+                             (bindgen at build time, and the committed snapshot)
+  regen-bindings [--check]   regenerate fuse-kernel-sys/src/generated/ from include/*.h;
+                             with --check, regenerate in memory and fail if the committed
+                             snapshot differs
+  help                       this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["setup"] => setup(),
+        ["test"] => test(),
+        ["regen-bindings"] => regen_bindings(false),
+        ["regen-bindings", "--check"] => regen_bindings(true),
+        [] | ["help" | "--help" | "-h"] => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown arguments {args:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (this crate lives in `<root>/xtask`).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Runs a command, inheriting stdio; fails with its exit status.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    println!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+/// Installs a Debian package when root and apt-get exists; otherwise explains.
+fn apt_install(package: &str, why: &str) -> Result<(), String> {
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        return Err(format!(
+            "{why} is missing. Install it as root: `apt-get install {package}` \
+             (Debian/Ubuntu; other distributions name it differently)"
+        ));
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn setup() -> Result<(), String> {
+    // libclang, for the default (bindgen) build of fuse-kernel-sys.
+    if build_support::libclang_available() {
+        println!("xtask: libclang: found");
+    } else {
+        apt_install("libclang-dev", "libclang (needed to generate the FUSE bindings)")?;
+        if !build_support::libclang_available() {
+            return Err("libclang-dev was installed but libclang still cannot be loaded; \
+                        set LIBCLANG_PATH to the folder that holds libclang.so"
+                .into());
+        }
+    }
+    // /dev/fuse and FUSE-over-io_uring, for the kernel tests.
+    if !Path::new("/dev/fuse").exists() && is_root() {
+        let _ = run(Command::new("modprobe").arg("fuse"));
+    }
+    if Path::new("/dev/fuse").exists() {
+        println!("xtask: /dev/fuse: present");
+    } else {
+        println!("xtask: /dev/fuse: missing (kernel tests will skip or, with FUSE_TESTS_REQUIRE_KERNEL=1, fail)");
+    }
+    let knob = Path::new("/sys/module/fuse/parameters/enable_uring");
+    match std::fs::read_to_string(knob) {
+        Ok(v) if v.trim() == "Y" => println!("xtask: FUSE-over-io_uring: enabled"),
+        Ok(_) if is_root() => {
+            std::fs::write(knob, "Y")
+                .map_err(|e| format!("cannot enable FUSE-over-io_uring ({}): {e}", knob.display()))?;
+            println!("xtask: FUSE-over-io_uring: enabled now (echo Y > {})", knob.display());
+        }
+        Ok(_) => println!(
+            "xtask: FUSE-over-io_uring: off; as root: echo Y > {}",
+            knob.display()
+        ),
+        Err(_) => println!(
+            "xtask: FUSE-over-io_uring: this kernel has no {} (needs Linux 6.14+ with CONFIG_FUSE_IO_URING)",
+            knob.display()
+        ),
+    }
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    setup()?;
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("xtask: test mode 1/2: bindings generated at build time (feature `bindgen`)");
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace"]))?;
+    println!("xtask: test mode 2/2: committed snapshot (--no-default-features)");
+    run(Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace", "--no-default-features"]))?;
+    Ok(())
+}
+
+fn regen_bindings(check: bool) -> Result<(), String> {
+    let crate_dir = workspace_root().join("fuse-kernel-sys");
+    let include_dir = crate_dir.join("include");
+    let generated_dir = crate_dir.join("src").join("generated");
+    let scratch =
+        std::env::temp_dir().join(format!("fuse-kernel-sys-regen-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let mut drifted = Vec::new();
+    let result = (|| {
+        for header in build_support::Header::ALL {
+            let fresh = build_support::generate(
+                &include_dir,
+                header,
+                build_support::SNAPSHOT_TARGET,
+                &scratch,
+            )
+            .map_err(|e| e.to_string())?;
+            let path = generated_dir.join(header.output_name());
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            if committed == fresh {
+                println!("up to date: {}", path.display());
+            } else if check {
+                drifted.push(path.display().to_string());
+            } else {
+                std::fs::write(&path, fresh)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                println!("rewrote: {}", path.display());
+            }
+        }
+        Ok::<(), String>(())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    if drifted.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the committed bindings differ from what include/*.h generates:\n  {}\n\
+             run `cargo xtask regen-bindings` and commit the result",
+            drifted.join("\n  ")
+        ))
+    }
+}
