@@ -83,11 +83,16 @@ fn setup() -> Result<(), String> {
     if build_support::libclang_available() {
         println!("xtask: libclang: found");
     } else {
-        apt_install("libclang-dev", "libclang (needed to generate the FUSE bindings)")?;
+        apt_install(
+            "libclang-dev",
+            "libclang (needed to generate the FUSE bindings)",
+        )?;
         if !build_support::libclang_available() {
-            return Err("libclang-dev was installed but libclang still cannot be loaded; \
+            return Err(
+                "libclang-dev was installed but libclang still cannot be loaded; \
                         set LIBCLANG_PATH to the folder that holds libclang.so"
-                .into());
+                    .into(),
+            );
         }
     }
     // /dev/fuse and FUSE-over-io_uring, for the kernel tests.
@@ -97,15 +102,21 @@ fn setup() -> Result<(), String> {
     if Path::new("/dev/fuse").exists() {
         println!("xtask: /dev/fuse: present");
     } else {
-        println!("xtask: /dev/fuse: missing (kernel tests will skip or, with FUSE_TESTS_REQUIRE_KERNEL=1, fail)");
+        println!(
+            "xtask: /dev/fuse: missing (kernel tests will skip or, with FUSE_TESTS_REQUIRE_KERNEL=1, fail)"
+        );
     }
     let knob = Path::new("/sys/module/fuse/parameters/enable_uring");
     match std::fs::read_to_string(knob) {
         Ok(v) if v.trim() == "Y" => println!("xtask: FUSE-over-io_uring: enabled"),
         Ok(_) if is_root() => {
-            std::fs::write(knob, "Y")
-                .map_err(|e| format!("cannot enable FUSE-over-io_uring ({}): {e}", knob.display()))?;
-            println!("xtask: FUSE-over-io_uring: enabled now (echo Y > {})", knob.display());
+            std::fs::write(knob, "Y").map_err(|e| {
+                format!("cannot enable FUSE-over-io_uring ({}): {e}", knob.display())
+            })?;
+            println!(
+                "xtask: FUSE-over-io_uring: enabled now (echo Y > {})",
+                knob.display()
+            );
         }
         Ok(_) => println!(
             "xtask: FUSE-over-io_uring: off; as root: echo Y > {}",
@@ -128,9 +139,11 @@ fn test() -> Result<(), String> {
         .current_dir(&root)
         .args(["test", "--workspace"]))?;
     println!("xtask: test mode 2/2: committed snapshot (--no-default-features)");
-    run(Command::new(&cargo)
-        .current_dir(&root)
-        .args(["test", "--workspace", "--no-default-features"]))?;
+    run(Command::new(&cargo).current_dir(&root).args([
+        "test",
+        "--workspace",
+        "--no-default-features",
+    ]))?;
     Ok(())
 }
 

@@ -1,0 +1,1 @@
+//! ABI cross-checks of fuse-kernel-sys (see the tests); this library is empty.
