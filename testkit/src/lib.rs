@@ -113,6 +113,7 @@ pub struct Mount {
     path: PathBuf,
     connection: Option<u32>,
     mounted: bool,
+    remove_dir: bool,
 }
 
 impl Mount {
@@ -122,30 +123,53 @@ impl Mount {
     /// The kernel sends INIT on `dev` right away; answer it with [`handshake`].
     pub fn new(dev: BorrowedFd<'_>, extra_options: &str) -> io::Result<Mount> {
         let path = temp_dir("mnt")?;
+        match Self::at(dev, &path, "testkit", extra_options) {
+            Ok(mut mount) => {
+                mount.remove_dir = true;
+                Ok(mount)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Mounts the FUSE connection of `dev` on the existing directory `path` (left in place on
+    /// drop), as file system type `fuse.<subtype>` with source `subtype`.
+    ///
+    /// Options always given: `fd`, `rootmode=40000`, `user_id` and `group_id` of the caller,
+    /// `allow_other`; `extra_options` are appended. Needs CAP_SYS_ADMIN (root).
+    pub fn at(
+        dev: BorrowedFd<'_>,
+        path: &Path,
+        subtype: &str,
+        extra_options: &str,
+    ) -> io::Result<Mount> {
         let mut data = format!(
-            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
-            dev.as_raw_fd()
+            "fd={},rootmode=40000,user_id={},group_id={},allow_other",
+            dev.as_raw_fd(),
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
         );
         if !extra_options.is_empty() {
             data.push(',');
             data.push_str(extra_options);
         }
         let data = CString::new(data).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        if let Err(e) = rustix::mount::mount(
-            "testkit",
-            &path,
-            "fuse.testkit",
+        rustix::mount::mount(
+            subtype,
+            path,
+            format!("fuse.{subtype}").as_str(),
             rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
             data.as_c_str(),
-        ) {
-            let _ = fs::remove_dir(&path);
-            return Err(e.into());
-        }
-        let connection = connection_of(&path);
+        )?;
+        let connection = connection_of(path);
         Ok(Mount {
-            path,
+            path: path.to_owned(),
             connection,
             mounted: true,
+            remove_dir: false,
         })
     }
 
@@ -183,13 +207,20 @@ impl Drop for Mount {
         if let Err(e) = self.unmount() {
             eprintln!("testkit: unmount of {} failed: {e}", self.path.display());
         }
-        let _ = fs::remove_dir(&self.path);
+        if self.remove_dir {
+            let _ = fs::remove_dir(&self.path);
+        }
     }
+}
+
+/// Whether `path` is a mount point right now (from `/proc/self/mountinfo`).
+pub fn is_mount_point(path: &Path) -> bool {
+    connection_of(path).is_some()
 }
 
 /// Finds the FUSE connection number of the mount at `path` (its device minor) in
 /// `/proc/self/mountinfo`, without sending a request to the file system.
-fn connection_of(path: &Path) -> Option<u32> {
+pub fn connection_of(path: &Path) -> Option<u32> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let want = path.to_str()?;
     info.lines().rev().find_map(|line| {

@@ -1,0 +1,450 @@
+//! `passthroughfs`: mirror a directory read-only through FUSE, built only from this
+//! workspace's crates.
+//!
+//! - transport: FUSE-over-io_uring (`fuse-uring`) when the kernel offers it and the rings can
+//!   be set up, else the classic `/dev/fuse` read/writev loop with one cloned fd per worker;
+//! - data path: `FOPEN_PASSTHROUGH` with a backing id from `fuse-backing` when the kernel and
+//!   privileges allow, else READ served with positional reads straight into the reply buffer;
+//! - lifecycle: mount with `mount(2)`; unmount on SIGINT/SIGTERM/SIGHUP, on a server error, and
+//!   (through a small watchdog process) when this process dies.
+//!
+//! Run `passthroughfs --help` for the options.
+
+#![allow(missing_docs, unreachable_pub)]
+
+mod backing;
+mod dev;
+mod fs;
+mod stats;
+mod uring;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuse_kernel_sys as sys;
+use rustix::io::Errno;
+
+const HELP: &str = "\
+passthroughfs: mirror SOURCE read-only at MOUNTPOINT through FUSE
+
+usage: passthroughfs [OPTIONS] SOURCE MOUNTPOINT
+
+options:
+  --transport uring|dev|auto  how requests travel (default auto):
+                                uring  FUSE-over-io_uring, one ring and one thread per
+                                       possible CPU (Linux 6.14+, and as root:
+                                       echo Y > /sys/module/fuse/parameters/enable_uring);
+                                       fails if the kernel does not offer it
+                                dev    read(2)/writev(2) on /dev/fuse, one cloned fd per thread
+                                auto   uring when offered and the rings can be set up, else dev
+  --no-passthrough            serve READ from this process instead of letting the kernel read
+                              the source files directly (passthrough needs Linux 6.9+ and root)
+  --attr-timeout SECONDS      how long the kernel may cache attributes and names (default 1;
+                              0 asks the server every time)
+  --threads N                 worker threads of the dev transport (default: possible CPUs)
+  --stats                     on exit, print request counts by opcode and transport, and how
+                              many opens went through passthrough
+  -h, --help                  this text
+
+It stays in the foreground; stop it with Ctrl-C (SIGINT) or SIGTERM, or unmount MOUNTPOINT.
+On start it prints one line `ready: transport=... passthrough=...` once the mount is usable.
+";
+
+/// Which transport the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransportChoice {
+    Uring,
+    Dev,
+    Auto,
+}
+
+#[derive(Debug)]
+struct Args {
+    source: PathBuf,
+    mountpoint: PathBuf,
+    transport: TransportChoice,
+    passthrough: bool,
+    attr_timeout: Duration,
+    threads: Option<usize>,
+    stats: bool,
+}
+
+/// A one-line error for the user: what went wrong and how to fix it.
+#[derive(Debug)]
+struct Fatal(String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+fn parse_args() -> Result<Option<Args>, Fatal> {
+    let mut positional = Vec::new();
+    let mut args = Args {
+        source: PathBuf::new(),
+        mountpoint: PathBuf::new(),
+        transport: TransportChoice::Auto,
+        passthrough: true,
+        attr_timeout: Duration::from_secs(1),
+        threads: None,
+        stats: false,
+    };
+    let mut it = std::env::args_os().skip(1);
+    while let Some(arg) = it.next() {
+        let value = |it: &mut dyn Iterator<Item = std::ffi::OsString>, name: &str| {
+            it.next()
+                .and_then(|v| v.into_string().ok())
+                .ok_or_else(|| Fatal(format!("{name} needs a value (see --help)")))
+        };
+        match arg.to_str() {
+            Some("-h" | "--help") => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            Some("--transport") => {
+                args.transport = match value(&mut it, "--transport")?.as_str() {
+                    "uring" => TransportChoice::Uring,
+                    "dev" => TransportChoice::Dev,
+                    "auto" => TransportChoice::Auto,
+                    other => {
+                        return Err(Fatal(format!(
+                            "--transport {other}: expected uring, dev or auto"
+                        )));
+                    }
+                }
+            }
+            Some("--no-passthrough") => args.passthrough = false,
+            Some("--attr-timeout") => {
+                let v = value(&mut it, "--attr-timeout")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                    .ok_or_else(|| Fatal(format!("--attr-timeout {v}: expected seconds >= 0")))?;
+                args.attr_timeout = Duration::from_secs_f64(secs);
+            }
+            Some("--threads") => {
+                let v = value(&mut it, "--threads")?;
+                args.threads = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .ok_or_else(|| Fatal(format!("--threads {v}: expected 1..1024")))?,
+                );
+            }
+            Some("--stats") => args.stats = true,
+            Some(s) if s.starts_with('-') => {
+                return Err(Fatal(format!("unknown option {s} (see --help)")));
+            }
+            _ => positional.push(PathBuf::from(arg)),
+        }
+    }
+    let [source, mountpoint] = <[PathBuf; 2]>::try_from(positional)
+        .map_err(|_| Fatal("expected SOURCE and MOUNTPOINT (see --help)".into()))?;
+    args.source = source;
+    args.mountpoint = mountpoint;
+    Ok(Some(args))
+}
+
+/// Checks what can be checked before touching the kernel, each with a fix.
+fn preflight(args: &Args) -> Result<(), Fatal> {
+    let source = std::fs::metadata(&args.source).map_err(|e| {
+        Fatal(format!(
+            "source {}: {e}; give an existing directory",
+            args.source.display()
+        ))
+    })?;
+    if !source.is_dir() {
+        return Err(Fatal(format!(
+            "source {} is not a directory",
+            args.source.display()
+        )));
+    }
+    let mp = std::fs::metadata(&args.mountpoint).map_err(|e| {
+        Fatal(format!(
+            "mount point {}: {e}; create it first (mkdir -p {})",
+            args.mountpoint.display(),
+            args.mountpoint.display()
+        ))
+    })?;
+    if !mp.is_dir() {
+        return Err(Fatal(format!(
+            "mount point {} is not a directory",
+            args.mountpoint.display()
+        )));
+    }
+    if testkit::is_mount_point(&args.mountpoint) {
+        return Err(Fatal(format!(
+            "{} is already a mount point; unmount it first (umount {})",
+            args.mountpoint.display(),
+            args.mountpoint.display()
+        )));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err(Fatal(
+            "/dev/fuse is missing; load the module: modprobe fuse".into(),
+        ));
+    }
+    if !testkit::is_root() {
+        return Err(Fatal(
+            "not permitted: mounting needs root (CAP_SYS_ADMIN), and fusermount3 is not \
+             supported by this example; run it as root (sudo)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Forks a watchdog that unmounts `mountpoint` when this process dies, however it dies: it
+/// waits for the end of a pipe whose write side only this process holds. Call before any
+/// thread exists and before `/dev/fuse` is opened (the child must not keep the connection).
+fn spawn_unmount_watchdog(mountpoint: &Path) -> Result<OwnedFd, Fatal> {
+    let canonical = std::fs::canonicalize(mountpoint)?;
+    let path = std::ffi::CString::new(canonical.into_os_string().into_encoded_bytes())?;
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: called while the process has a single thread (before any worker is spawned),
+    // so the child may run arbitrary code; it only calls async-signal-safe functions anyway.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(Fatal(format!("fork: {}", std::io::Error::last_os_error()))),
+        0 => {
+            drop(write_end);
+            let mut byte = [0u8; 1];
+            // Returns 0 (EOF) when the parent is gone, or fails; either way, clean up.
+            while let Err(Errno::INTR) = rustix::io::read(&read_end, &mut byte) {}
+            // SAFETY: `path` is a valid NUL-terminated string; umount2 and _exit are
+            // async-signal-safe. A failure (already unmounted) is harmless.
+            unsafe {
+                libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+                libc::_exit(0)
+            }
+        }
+        _ => {
+            drop(read_end);
+            Ok(write_end)
+        }
+    }
+}
+
+/// Blocks the stop signals in this thread (and so in every thread spawned later), so that
+/// the main thread can wait for them with `sigwait`.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls only read and
+    // write that local set and this thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Wakes the main thread (a worker ended or failed).
+fn wake_main() {
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1);
+}
+
+fn possible_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn run(args: Args) -> Result<(), Fatal> {
+    preflight(&args)?;
+    let _watchdog = spawn_unmount_watchdog(&args.mountpoint)?;
+    let signals = block_stop_signals();
+
+    let dev =
+        Arc::new(testkit::open_dev().map_err(|e| Fatal(format!("cannot open /dev/fuse: {e}")))?);
+    let mut mount = testkit::Mount::at(
+        dev.as_fd(),
+        &args.mountpoint,
+        "passthroughfs",
+        "default_permissions",
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::EPERM) => Fatal("mount: not permitted; run as root".into()),
+        _ => Fatal(format!("mount on {}: {e}", args.mountpoint.display())),
+    })?;
+
+    // INIT: see what the kernel offers, decide, and answer.
+    let mut buf = vec![0u8; 1 << 16];
+    let init = testkit::read_request(dev.as_fd(), &mut buf)?
+        .ok_or_else(|| Fatal("the kernel closed the connection before INIT".into()))?;
+    let init_in: sys::fuse_init_in = init
+        .arg()
+        .ok_or_else(|| Fatal("short INIT request from the kernel".into()))?;
+    let offered = u64::from(init_in.flags)
+        | if init_in.flags & sys::FUSE_INIT_EXT != 0 {
+            u64::from(init_in.flags2) << 32
+        } else {
+            0
+        };
+
+    let passthrough = args.passthrough && offered & sys::FUSE_PASSTHROUGH != 0;
+    let uring_offered = offered & sys::FUSE_OVER_IO_URING != 0;
+    let queues = uring::possible_queues();
+    let mut rings = None;
+    match args.transport {
+        TransportChoice::Dev => {}
+        TransportChoice::Uring | TransportChoice::Auto if !uring_offered => {
+            if args.transport == TransportChoice::Uring {
+                return Err(Fatal(
+                    "the kernel does not offer FUSE-over-io_uring: it needs Linux 6.14+ with \
+                     CONFIG_FUSE_IO_URING, and as root: echo Y > /sys/module/fuse/parameters/enable_uring"
+                        .into(),
+                ));
+            }
+        }
+        TransportChoice::Uring | TransportChoice::Auto => match uring::Rings::prepare(&queues) {
+            Ok(r) => rings = Some(r),
+            Err(e) if args.transport == TransportChoice::Uring => {
+                return Err(Fatal(format!("cannot set up the io_uring rings: {e}")));
+            }
+            Err(e) => eprintln!("passthroughfs: io_uring unavailable ({e}); using /dev/fuse"),
+        },
+    }
+
+    let opts = testkit::InitOptions {
+        want: u64::from(
+            sys::FUSE_ASYNC_READ
+                | sys::FUSE_MAX_PAGES
+                | sys::FUSE_BIG_WRITES
+                | sys::FUSE_DO_READDIRPLUS
+                | sys::FUSE_READDIRPLUS_AUTO
+                | sys::FUSE_PARALLEL_DIROPS
+                | sys::FUSE_CACHE_SYMLINKS
+                | sys::FUSE_ASYNC_DIO,
+        ) | if passthrough {
+            sys::FUSE_PASSTHROUGH
+        } else {
+            0
+        } | if rings.is_some() {
+            sys::FUSE_OVER_IO_URING
+        } else {
+            0
+        },
+        max_write: 1 << 20,
+        max_pages: 256,
+        max_stack_depth: 1,
+    };
+    let negotiated = testkit::init_reply(&init_in, &opts);
+    let fs = Arc::new(fs::Fs::new(
+        &args.source,
+        fs::Options {
+            attr_timeout: args.attr_timeout,
+            passthrough,
+        },
+        Some(dev.clone()),
+    )?);
+    testkit::reply(
+        dev.as_fd(),
+        init.header.unique,
+        0,
+        &[testkit::bytes_of(&negotiated.init_out)],
+    )?;
+    let payload = uring::payload_size(&negotiated.init_out);
+    let buffer_size = payload + 4096;
+
+    // Start the workers: rings first (every queue must have an entry before requests flow),
+    // then the /dev/fuse workers (all requests without io_uring; FORGET/INTERRUPT with it).
+    let mut workers = Vec::new();
+    let transport = if let Some(rings) = rings.take() {
+        workers.extend(rings.start(fs.clone(), dev.clone(), payload, wake_main)?);
+        "uring"
+    } else {
+        "dev"
+    };
+    let dev_threads = if transport == "uring" {
+        1
+    } else {
+        args.threads.unwrap_or_else(possible_cpus)
+    };
+    for i in 0..dev_threads {
+        let fd = if i == 0 {
+            dev.clone()
+        } else {
+            Arc::new(backing::clone_dev(dev.as_fd())?)
+        };
+        let fs = fs.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("fuse-dev-{i}"))
+                .spawn(move || {
+                    let r = dev::serve(&fs, fd.as_fd(), buffer_size);
+                    if let Err(e) = &r {
+                        eprintln!("passthroughfs: /dev/fuse worker {i}: {e}");
+                    }
+                    wake_main();
+                    r.map_err(|e| e.to_string())
+                })?,
+        );
+    }
+    println!(
+        "ready: transport={transport} passthrough={} queues={} dev_threads={dev_threads} \
+         attr_timeout={:?} max_write={} minor={}",
+        if passthrough { "on" } else { "off" },
+        if transport == "uring" {
+            queues.len()
+        } else {
+            0
+        },
+        args.attr_timeout,
+        negotiated.init_out.max_write,
+        init_in.minor,
+    );
+
+    // Wait for a stop signal, or for a worker to end (unmounted from outside, or an error).
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `signals` is an initialised sigset and `sig` a valid out pointer.
+    unsafe { libc::sigwait(&signals, &mut sig) };
+    if sig != libc::SIGUSR1 {
+        eprintln!("passthroughfs: signal {sig}, unmounting");
+    }
+    match mount.unmount() {
+        // EINVAL: no longer a mount point (unmounted from outside, which ended the workers).
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(e) => return Err(Fatal(format!("unmount: {e}"))),
+    }
+    let mut failed = None;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(_) => failed = Some("a worker thread panicked".into()),
+        }
+    }
+    if args.stats {
+        print!("{}", fs.stats.report());
+        println!("stats: transport: {transport}");
+    }
+    match failed {
+        Some(e) => Err(Fatal(format!("server error: {e}"))),
+        None => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(Fatal(e)) => {
+            eprintln!("passthroughfs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fatal(e)) => {
+            eprintln!("passthroughfs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
