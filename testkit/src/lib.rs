@@ -29,6 +29,8 @@ use rustix::io::Errno;
 
 mod memfs;
 pub use memfs::{MemFs, Node};
+pub mod example;
+pub mod tree;
 
 /// The environment variable that turns every kernel-test skip into a failure.
 pub const REQUIRE_ENV: &str = "FUSE_TESTS_REQUIRE_KERNEL";
