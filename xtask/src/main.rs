@@ -1,5 +1,7 @@
 //! `cargo xtask`: the workspace's maintenance and demo commands.
 
+mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -7,6 +9,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo                       the main job: build the example server, mirror a fresh tree
+                             through FUSE, verify it byte for byte, measure it beside the
+                             native file system, unmount and clean up (needs root)
   setup                      install and enable what builds and tests need on this machine
                              (libclang-dev when missing, FUSE-over-io_uring when root)
   test                       setup, then the full test suite in both build modes
@@ -21,6 +26,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
+        ["demo"] => demo::demo(&workspace_root()),
         ["setup"] => setup(),
         ["test"] => test(),
         ["regen-bindings"] => regen_bindings(false),
@@ -52,7 +58,7 @@ fn is_root() -> bool {
 }
 
 /// Runs a command, inheriting stdio; fails with its exit status.
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     println!("xtask: running {cmd:?}");
     let status = cmd
         .status()
@@ -78,7 +84,7 @@ fn apt_install(package: &str, why: &str) -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
-fn setup() -> Result<(), String> {
+pub(crate) fn setup() -> Result<(), String> {
     // libclang, for the default (bindgen) build of fuse-kernel-sys.
     if build_support::libclang_available() {
         println!("xtask: libclang: found");
