@@ -1,23 +1,34 @@
 //! Passthrough backing ids per inode, and cloned `/dev/fuse` fds, through `fuse-backing`.
-//! (Being wired to fuse-backing; until then passthrough and CLONE report ENOSYS.)
 
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use fuse_backing::{Backing, Passthrough};
 use rustix::io::Errno;
 
-/// The backing id of one inode, opened at its first OPEN and closed when the inode goes.
+/// The backing id of one inode: registered at its first OPEN, closed (BACKING_CLOSE) when the
+/// inode is dropped after the kernel forgot it. Files already open keep working: the kernel
+/// holds its own reference to the backing file.
 #[derive(Debug, Default)]
-pub struct BackingSlot {}
+pub struct BackingSlot(Mutex<Option<Backing<Passthrough, Arc<OwnedFd>>>>);
 
 impl BackingSlot {
-    /// The inode's backing id, registering `file` with the kernel on first use.
-    pub fn get_or_open(&self, _dev: &Arc<OwnedFd>, _file: BorrowedFd<'_>) -> Result<i32, Errno> {
-        Err(Errno::NOSYS)
+    /// The inode's backing id for `fuse_open_out.backing_id`, registering `file` with the
+    /// kernel on first use.
+    pub fn get_or_open(&self, dev: &Arc<OwnedFd>, file: BorrowedFd<'_>) -> Result<i32, Errno> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(backing) = slot.as_ref() {
+            return Ok(backing.id().open_out_backing_id());
+        }
+        let backing = Backing::<Passthrough, _>::open(dev.clone(), file).map_err(Errno::from)?;
+        let id = backing.id().open_out_backing_id();
+        *slot = Some(backing);
+        Ok(id)
     }
 }
 
-/// A new `/dev/fuse` fd attached to the session of `dev` (`FUSE_DEV_IOC_CLONE`).
-pub fn clone_dev(_dev: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
-    Err(Errno::NOSYS)
+/// A new `/dev/fuse` fd attached to the session of `dev` (`FUSE_DEV_IOC_CLONE`), so that a
+/// worker thread gets its own queue of requests.
+pub fn clone_dev(dev: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    fuse_backing::clone_device(dev).map_err(Errno::from)
 }
