@@ -1,2 +1,186 @@
-//! Typed, safe wrappers for the `/dev/fuse` backing ioctls (work in progress).
+//! Typed, safe wrappers for the `/dev/fuse` ioctls: passthrough backing files, iomap backing
+//! devices, session clones and synchronous INIT.
+//!
+//! | ioctl | here | Linux |
+//! |---|---|---|
+//! | `FUSE_DEV_IOC_BACKING_OPEN` | [`open`], [`open_with_flags`], [`Backing::open`] | 6.9 |
+//! | `FUSE_DEV_IOC_BACKING_CLOSE` | [`close`], [`close_raw`], [`Backing`] (on drop), [`Backing::close`] | 6.9 |
+//! | `FUSE_DEV_IOC_CLONE` | [`attach_to_session`], [`clone_device`] | 4.2 |
+//! | `FUSE_DEV_IOC_SYNC_INIT` | [`sync_init`] | 6.18 |
+//!
+//! # Kinds
+//!
+//! A backing id stands either for a passthrough **file** ([`Passthrough`]) or, on kernels with
+//! the unmerged fuse-iomap series, for an iomap **block device** ([`IomapDevice`]). They are
+//! different types, [`BackingId<Passthrough>`] and [`BackingId<IomapDevice>`]: only the first
+//! can go into an OPEN reply ([`BackingId::open_out`]), only the second is a device cookie.
+//! The kind is written into the type field of `fuse_backing_map.flags`
+//! (`FUSE_BACKING_TYPE_MASK`); other flag bits are checked against `FUSE_BACKING_FLAGS_ALL`
+//! and refused with `EINVAL` before any system call. Ids are [`NonZeroU32`](core::num::NonZeroU32)
+//! inside (the kernel allocates from 1), so `Option<BackingId<_>>` is 4 bytes; a kernel reply
+//! of 0 is an `ERANGE` error, never an id.
+//!
+//! # Ownership
+//!
+//! [`open`] and [`close`] are thin functions over borrowed fds. [`Backing`] owns an id and
+//! closes it when dropped. It holds the device fd (borrowed or owned), so it can never close
+//! an id after its connection is gone, when the kernel might have given the same number to
+//! someone else. [`Backing::into_raw`] and [`Backing::from_raw`] are for servers that manage
+//! ids themselves.
+//!
+//! # Errors
+//!
+//! Every function returns [`Error`]: the kernel's errno as is ([`Error::errno`]; converts into
+//! [`std::io::Error`] with `raw_os_error` set), the [`Operation`], and [`Error::is_unsupported`]
+//! to tell "this kernel or this connection cannot do it" (`ENOTTY`; `EPERM` when passthrough
+//! was not negotiated or `CAP_SYS_ADMIN` is missing; `EINVAL` for the iomap type on mainline;
+//! `EOPNOTSUPP`) from real failures (`EBADF`, `EISDIR`, `ELOOP`, `ENOENT`...). Each function
+//! lists its errno values.
+//!
+//! # The passthrough flow
+//!
+//! 1. **Negotiate**: answer INIT with `FUSE_PASSTHROUGH` (in `flags2`, with `FUSE_INIT_EXT`)
+//!    where the kernel offers it, a `max_stack_depth` of 1 or 2, and without
+//!    `FUSE_WRITEBACK_CACHE`. The server needs `CAP_SYS_ADMIN`.
+//! 2. **Open backing**: on OPEN (or CREATE), open the real file and register it:
+//!    [`Backing::open`].
+//! 3. **Reply OPEN** with `FOPEN_PASSTHROUGH` and the id: [`BackingId::open_out`]. The kernel
+//!    now serves read, write, splice and mmap of that open file from the backing file; the
+//!    server sees no READ or WRITE for it.
+//! 4. **Close** the id once no OPEN reply that names it can still be in flight, for example
+//!    at RELEASE (not right after writing the reply: the opener looks the id up only when it
+//!    processes the reply). Open files keep working after the close.
+//!
+//! ```no_run
+//! use std::collections::HashMap;
+//! use std::fs::File;
+//! use std::io::{self, IoSlice, Read, Write};
+//! use std::os::fd::AsFd;
+//!
+//! use fuse_backing::{Backing, Errno, Passthrough};
+//! use fuse_kernel_sys as sys;
+//!
+//! /// Step 1: the INIT reply, with passthrough where the kernel offers it.
+//! fn init_reply(init_in: &sys::fuse_init_in) -> sys::fuse_init_out {
+//!     let offered = u64::from(init_in.flags) | (u64::from(init_in.flags2) << 32);
+//!     let wanted = u64::from(sys::FUSE_INIT_EXT | sys::FUSE_ASYNC_READ) | sys::FUSE_PASSTHROUGH;
+//!     let accepted = offered & wanted;
+//!     sys::fuse_init_out {
+//!         major: sys::FUSE_KERNEL_VERSION,
+//!         minor: sys::FUSE_KERNEL_MINOR_VERSION.min(init_in.minor),
+//!         max_readahead: init_in.max_readahead,
+//!         flags: accepted as u32,
+//!         flags2: (accepted >> 32) as u32,
+//!         max_write: 128 * 1024,
+//!         max_stack_depth: 1,
+//!         ..Default::default()
+//!     }
+//! }
+//!
+//! /// Serves one file system whose files are backed by `backing_path(nodeid)`.
+//! /// `dev` is the `/dev/fuse` fd given to mount(2).
+//! fn serve(dev: &File, backing_path: impl Fn(u64) -> String) -> io::Result<()> {
+//!     // Open file handle -> its backing id, closed at RELEASE (the guard borrows `dev`).
+//!     let mut open_files: HashMap<u64, Backing<Passthrough, &File>> = HashMap::new();
+//!     let mut next_fh = 1;
+//!     let mut buf = vec![0u8; (1 << 20) + 4096];
+//!     loop {
+//!         let n = match (&*dev).read(&mut buf) {
+//!             Ok(n) => n,
+//!             // ENODEV: the file system was unmounted.
+//!             Err(e) if e.raw_os_error() == Some(Errno::NODEV.raw_os_error()) => return Ok(()),
+//!             Err(e) => return Err(e),
+//!         };
+//!         let header: sys::fuse_in_header = read_struct(&buf[..n]);
+//!         let body = &buf[size_of::<sys::fuse_in_header>()..n];
+//!         match header.opcode {
+//!             sys::FUSE_INIT => {
+//!                 let init_in: sys::fuse_init_in = read_struct(body);
+//!                 send(dev, header.unique, 0, bytes_of(&init_reply(&init_in)))?;
+//!             }
+//!             sys::FUSE_OPEN => {
+//!                 // Step 2: open the real file and register it with the kernel.
+//!                 let file = File::open(backing_path(header.nodeid))?;
+//!                 let fh = next_fh;
+//!                 next_fh += 1;
+//!                 match Backing::<Passthrough, _>::open(dev, file.as_fd()) {
+//!                     Ok(backing) => {
+//!                         // Step 3: FOPEN_PASSTHROUGH with the id.
+//!                         let out = backing.id().open_out(fh, 0);
+//!                         open_files.insert(fh, backing);
+//!                         send(dev, header.unique, 0, bytes_of(&out))?;
+//!                     }
+//!                     // Passthrough not negotiated, or an old kernel: serve READ ourselves.
+//!                     Err(e) if e.is_unsupported() => {
+//!                         let out = sys::fuse_open_out { fh, ..Default::default() };
+//!                         send(dev, header.unique, 0, bytes_of(&out))?;
+//!                     }
+//!                     Err(e) => send(dev, header.unique, e.raw_os_error(), &[])?,
+//!                 }
+//!             }
+//!             sys::FUSE_RELEASE => {
+//!                 // Step 4: the open is complete; the id is no longer needed.
+//!                 let release: sys::fuse_release_in = read_struct(body);
+//!                 if let Some(backing) = open_files.remove(&release.fh) {
+//!                     if let Err(e) = backing.close() {
+//!                         eprintln!("closing backing id: {e}");
+//!                     }
+//!                 }
+//!                 send(dev, header.unique, 0, &[])?;
+//!             }
+//!             // LOOKUP, GETATTR and the rest of a real server go here.
+//!             _ => send(dev, header.unique, Errno::NOSYS.raw_os_error(), &[])?,
+//!         }
+//!     }
+//! }
+//!
+//! /// Writes a reply: `fuse_out_header` then `payload`; `errno` is 0 or positive.
+//! fn send(dev: &File, unique: u64, errno: i32, payload: &[u8]) -> io::Result<()> {
+//!     let len = size_of::<sys::fuse_out_header>() + payload.len();
+//!     let header = sys::fuse_out_header { len: len as u32, error: -errno, unique };
+//!     (&*dev).write_vectored(&[IoSlice::new(bytes_of(&header)), IoSlice::new(payload)])?;
+//!     Ok(())
+//! }
+//!
+//! /// Reads a fuse ABI struct from the start of `bytes` (zeroes where `bytes` is short).
+//! fn read_struct<T: Copy + Default>(bytes: &[u8]) -> T {
+//!     let mut value = T::default();
+//!     let n = bytes.len().min(size_of::<T>());
+//!     // SAFETY: the fuse ABI structs are plain integers without padding, so any bytes are a
+//!     // valid value; at most size_of::<T>() bytes are copied into `value`.
+//!     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut value).cast::<u8>(), n) };
+//!     value
+//! }
+//!
+//! /// The bytes of a fuse ABI struct.
+//! fn bytes_of<T: Copy>(value: &T) -> &[u8] {
+//!     // SAFETY: the fuse ABI structs have no padding, so all their bytes are initialised.
+//!     unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+//! }
+//! # let _ = serve;
+//! ```
+//!
+//! # Kernel versions
+//!
+//! Passthrough needs Linux 6.9 (protocol 7.40), CLONE 4.2, SYNC_INIT 6.18 (no protocol bump;
+//! older kernels answer `ENOTTY`). The iomap backing type exists only in the unmerged
+//! fuse-iomap series; mainline kernels refuse it (`EINVAL`, or `EPERM` when passthrough was
+//! not negotiated either), which [`Error::is_unsupported`] reports as unsupported.
+//!
+//! The ioctl numbers come from `fuse-kernel-sys` (evaluated from the vendored ABI header);
+//! their direction and argument size are checked at compile time against the argument types
+//! this crate passes.
+
 #![deny(missing_docs)]
+
+mod backing;
+mod device;
+mod error;
+mod id;
+mod sys_ioctl;
+
+pub use backing::{Backing, close, close_raw, open, open_with_flags};
+pub use device::{attach_to_session, clone_device, sync_init};
+pub use error::{Cause, Error, Operation};
+pub use id::{BackingId, BackingKind, BackingType, IomapDevice, Passthrough};
+pub use rustix::io::Errno;
