@@ -170,7 +170,10 @@ pub fn close_raw(dev: BorrowedFd<'_>, id: u32) -> Result<(), Error> {
 /// use std::os::fd::{AsFd, OwnedFd};
 /// use fuse_backing::{Backing, Passthrough};
 ///
-/// fn register(dev: &OwnedFd, path: &str) -> Result<Backing<Passthrough, &OwnedFd>, Box<dyn std::error::Error>> {
+/// fn register<'d>(
+///     dev: &'d OwnedFd,
+///     path: &str,
+/// ) -> Result<Backing<Passthrough, &'d OwnedFd>, Box<dyn std::error::Error>> {
 ///     let file = File::open(path)?;
 ///     let backing = Backing::<Passthrough, _>::open(dev, file.as_fd())?;
 ///     // `file` may be closed now: the kernel holds its own reference.

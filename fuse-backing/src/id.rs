@@ -112,7 +112,7 @@ impl BackingKind for IomapDevice {
 ///
 /// An iomap device id cannot be put into an OPEN reply:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use fuse_backing::{BackingId, IomapDevice};
 /// let dev = BackingId::<IomapDevice>::new(1).unwrap();
 /// let _ = dev.open_out(42, 0); // no such method for IomapDevice
@@ -120,7 +120,7 @@ impl BackingKind for IomapDevice {
 ///
 /// and a passthrough id is not an iomap device cookie:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use fuse_backing::{BackingId, Passthrough};
 /// let file = BackingId::<Passthrough>::new(1).unwrap();
 /// let _ = file.device_cookie(); // no such method for Passthrough

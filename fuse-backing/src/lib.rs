@@ -79,7 +79,7 @@
 //!
 //! /// Serves one file system whose files are backed by `backing_path(nodeid)`.
 //! /// `dev` is the `/dev/fuse` fd given to mount(2).
-//! fn serve(dev: &File, backing_path: impl Fn(u64) -> String) -> io::Result<()> {
+//! fn serve(dev: &File, backing_path: &dyn Fn(u64) -> String) -> io::Result<()> {
 //!     // Open file handle -> its backing id, closed at RELEASE (the guard borrows `dev`).
 //!     let mut open_files: HashMap<u64, Backing<Passthrough, &File>> = HashMap::new();
 //!     let mut next_fh = 1;

@@ -30,6 +30,7 @@ use rustix::io::Errno;
 mod memfs;
 pub use memfs::{MemFs, Node};
 pub mod example;
+mod serve_later;
 pub mod tree;
 
 /// The environment variable that turns every kernel-test skip into a failure.
