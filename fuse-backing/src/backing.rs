@@ -299,7 +299,14 @@ mod tests {
     fn backing_map_rejects_type_bits_and_unknown_bits() {
         let stdin = std::io::stdin();
         let fd = stdin.as_fd();
-        for flags in [1, 0x80, 0xff, 0x100, 0x8000_0000, u32::MAX] {
+        for flags in [
+            1,
+            1 << 7,
+            sys::FUSE_BACKING_TYPE_MASK,
+            1 << 8,
+            1 << 31,
+            u32::MAX,
+        ] {
             let e = backing_map::<Passthrough>(fd, flags).unwrap_err();
             assert_eq!(e.errno(), Errno::INVAL, "flags {flags:#x}");
             assert_eq!(e.cause(), Cause::InvalidFlags);

@@ -16,13 +16,13 @@ const fn to_opcode(number: u32) -> Opcode {
     number as Opcode
 }
 
-/// `FUSE_DEV_IOC_CLONE`: `_IOR(229, 0, uint32_t)`.
+/// `FUSE_DEV_IOC_CLONE`: `_IOR(FUSE_DEV_IOC_MAGIC, 0, uint32_t)`.
 pub(crate) const CLONE: Opcode = to_opcode(sys::FUSE_DEV_IOC_CLONE);
-/// `FUSE_DEV_IOC_BACKING_OPEN`: `_IOW(229, 1, struct fuse_backing_map)`.
+/// `FUSE_DEV_IOC_BACKING_OPEN`: `_IOW(FUSE_DEV_IOC_MAGIC, 1, struct fuse_backing_map)`.
 pub(crate) const BACKING_OPEN: Opcode = to_opcode(sys::FUSE_DEV_IOC_BACKING_OPEN);
-/// `FUSE_DEV_IOC_BACKING_CLOSE`: `_IOW(229, 2, uint32_t)`.
+/// `FUSE_DEV_IOC_BACKING_CLOSE`: `_IOW(FUSE_DEV_IOC_MAGIC, 2, uint32_t)`.
 pub(crate) const BACKING_CLOSE: Opcode = to_opcode(sys::FUSE_DEV_IOC_BACKING_CLOSE);
-/// `FUSE_DEV_IOC_SYNC_INIT`: `_IO(229, 3)`.
+/// `FUSE_DEV_IOC_SYNC_INIT`: `_IO(FUSE_DEV_IOC_MAGIC, 3)`.
 pub(crate) const SYNC_INIT: Opcode = to_opcode(sys::FUSE_DEV_IOC_SYNC_INIT);
 
 /// The ioctl type ("magic") of `/dev/fuse`.
@@ -62,9 +62,9 @@ struct BackingOpen {
 //   initialised `fuse_backing_map` that outlives the call (rustix holds `self` across it);
 // - the kernel only reads the argument (copy_from_user), so IS_MUTATING is false;
 // - the output is the syscall's return value only; the pointer is not read afterwards;
-// - the 0xE5 ioctl type is registered to FUSE (Documentation/userspace-api/ioctl/
-//   ioctl-number.rst), so another driver given this number answers ENOTTY rather than
-//   interpreting the pointer.
+// - the FUSE_DEV_IOC_MAGIC ioctl type is registered to FUSE (Linux's
+//   Documentation/userspace-api/ioctl/ioctl-number.rst), so another driver given this
+//   number answers ENOTTY rather than interpreting the pointer.
 unsafe impl Ioctl for BackingOpen {
     type Output = IoctlOutput;
 

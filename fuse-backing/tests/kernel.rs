@@ -225,7 +225,7 @@ fn bad_flags_are_rejected_before_the_system_call() {
     let e = open::<Passthrough>(null.as_fd(), backing.fd()).unwrap_err();
     assert_eq!((e.errno(), e.cause()), (Errno::NOTTY, Cause::Kernel));
     // ... so EINVAL with Cause::InvalidFlags proves that no ioctl was made.
-    for flags in [1, 0x80, 0x100, 0x8000_0000] {
+    for flags in [1, 1 << 7, 1 << 8, 1 << 31] {
         let e = open_with_flags::<Passthrough>(null.as_fd(), backing.fd(), flags).unwrap_err();
         assert_eq!(e.errno(), Errno::INVAL, "flags {flags:#x}");
         assert_eq!(e.cause(), Cause::InvalidFlags, "flags {flags:#x}");
@@ -236,7 +236,7 @@ fn bad_flags_are_rejected_before_the_system_call() {
 
     // The same on a real passthrough connection.
     let session = passthrough_session();
-    let e = open_with_flags::<Passthrough>(session.dev.as_fd(), backing.fd(), 0x100).unwrap_err();
+    let e = open_with_flags::<Passthrough>(session.dev.as_fd(), backing.fd(), 1 << 8).unwrap_err();
     assert_eq!((e.errno(), e.cause()), (Errno::INVAL, Cause::InvalidFlags));
     session.finish().expect("session ends cleanly");
 }
