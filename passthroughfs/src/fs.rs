@@ -578,11 +578,8 @@ impl Fs {
                         ..Default::default()
                     }
                 } else {
-                    match self.do_lookup(parent, name) {
-                        Ok(e) => e,
-                        // Vanished since OPENDIR: an entry without attributes (nodeid 0).
-                        Err(_) => sys::fuse_entry_out::default(),
-                    }
+                    // Vanished since OPENDIR: an entry without attributes (nodeid 0).
+                    self.do_lookup(parent, name).unwrap_or_default()
                 };
                 if entry.nodeid != 0 {
                     ino = entry.attr.ino;

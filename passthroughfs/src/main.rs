@@ -216,12 +216,11 @@ fn spawn_unmount_watchdog(mountpoint: &Path) -> Result<OwnedFd, Fatal> {
             let mut byte = [0u8; 1];
             // Returns 0 (EOF) when the parent is gone, or fails; either way, clean up.
             while let Err(Errno::INTR) = rustix::io::read(&read_end, &mut byte) {}
-            // SAFETY: `path` is a valid NUL-terminated string; umount2 and _exit are
-            // async-signal-safe. A failure (already unmounted) is harmless.
-            unsafe {
-                libc::umount2(path.as_ptr(), libc::MNT_DETACH);
-                libc::_exit(0)
-            }
+            // A failure (already unmounted by a clean exit) is harmless.
+            let _ = rustix::mount::unmount(path.as_c_str(), rustix::mount::UnmountFlags::DETACH);
+            // SAFETY: _exit ends the child without running the parent's atexit handlers or
+            // destructors, which belong to the parent.
+            unsafe { libc::_exit(0) }
         }
         _ => {
             drop(read_end);
@@ -233,17 +232,17 @@ fn spawn_unmount_watchdog(mountpoint: &Path) -> Result<OwnedFd, Fatal> {
 /// Blocks the stop signals in this thread (and so in every thread spawned later), so that
 /// the main thread can wait for them with `sigwait`.
 fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls only read and
-    // write that local set and this thread's signal mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
-            libc::sigaddset(&mut set, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
+    // SAFETY: sigset_t is a plain bit array; all-zero bytes are a valid (empty) set.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
+        // SAFETY: `set` is a valid sigset_t and `sig` a valid signal number.
+        unsafe { libc::sigaddset(&mut set, sig) };
     }
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    set
 }
 
 /// Wakes the main thread (a worker ended or failed).
