@@ -6,13 +6,13 @@
 //! size and signedness, every enum's size and every enum value's and object-like macro's
 //! value and C type, and compiles the probes with `cc`. Next to each C value it writes the
 //! matching Rust expression (`size_of`, `align_of`, `offset_of!`, the constant of
-//! `fuse-kernel-sys`). This library pairs the two ([`probed`]) and says whether they agree
-//! ([`Probed::check`]); the tests in `tests/` run the comparisons and report.
+//! `fuse-kernel-sys`). This library pairs the two ([`probed_ours`], [`probed_distro`],
+//! [`probed_sqe`]) and says whether they agree ([`Probed::check`]); the tests in `tests/` run
+//! the comparisons and report.
 //!
 //! The lists of items are derived from the header text (`build_support::expected_items` and
 //! the struct bodies), so an item added to a header is checked without anyone adding it here.
 
-use std::collections::BTreeMap;
 use std::ffi::c_ulonglong;
 use std::fmt;
 
@@ -445,57 +445,41 @@ pub struct Hole {
 /// A flexible array member covers no bytes. Fields that overlap (which plain C structs
 /// cannot have) are reported as errors.
 pub fn holes(probed: &[Probed]) -> Result<Vec<Hole>, String> {
-    #[derive(Default)]
-    struct Layout {
-        size: Option<u64>,
-        fields: Vec<(&'static str, u64, u64)>,
-    }
-    let mut structs: BTreeMap<&'static str, Layout> = BTreeMap::new();
-    let mut order = Vec::new();
-    let mut pending_offset: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // (struct, sizeof, [(field, offset, bytes)]) in table order: a struct's size entry comes
+    // first, then each field's offset followed by its size.
+    type Fields = Vec<(&'static str, u64, u64)>;
+    let mut layouts: Vec<(&'static str, u64, Fields)> = Vec::new();
+    let mut offset = None;
     for p in probed {
         let item = p.entry.item;
         match p.entry.kind {
-            Kind::Size => {
-                order.push(item);
-                structs.entry(item).or_default().size = Some(p.c[0]);
-            }
-            Kind::FieldOffset => {
-                pending_offset.insert(item, p.c[0]);
-            }
+            Kind::Size => layouts.push((item, p.c[0], Vec::new())),
+            Kind::FieldOffset => offset = Some((item, p.c[0])),
             Kind::FieldSize | Kind::FlexElemSize => {
-                let (s, _) = item
-                    .split_once('.')
-                    .ok_or_else(|| format!("field item without struct: {item}"))?;
-                let offset = pending_offset
-                    .remove(item)
-                    .ok_or_else(|| format!("{item}: size before offset"))?;
-                let size = if p.entry.kind == Kind::FlexElemSize {
+                let at = match offset.take() {
+                    Some((i, at)) if i == item => at,
+                    _ => return Err(format!("{item}: size without offset")),
+                };
+                let bytes = if p.entry.kind == Kind::FlexElemSize {
                     0
                 } else {
                     p.c[0]
                 };
-                let key = structs
-                    .keys()
-                    .find(|k| **k == s)
-                    .copied()
-                    .ok_or_else(|| format!("{item}: field of an unknown struct"))?;
-                if let Some(layout) = structs.get_mut(key) {
-                    layout.fields.push((item, offset, size));
+                match layouts.last_mut() {
+                    Some((s, _, fields)) if item.split_once('.').map(|(x, _)| x) == Some(*s) => {
+                        fields.push((item, at, bytes));
+                    }
+                    _ => return Err(format!("{item}: field outside its struct")),
                 }
             }
             _ => {}
         }
     }
     let mut holes = Vec::new();
-    for name in order {
-        let Some(layout) = structs.get(name) else {
-            continue;
-        };
-        let size = layout.size.ok_or_else(|| format!("{name}: no size"))?;
+    for (name, size, fields) in layouts {
         let mut end = 0u64;
         let mut last = "the start";
-        for &(field, offset, bytes) in &layout.fields {
+        for (field, offset, bytes) in fields {
             if offset < end {
                 return Err(format!(
                     "{field} at offset {offset} overlaps {last}, which ends at {end}"

@@ -160,4 +160,8 @@ fn every_item_of_the_distro_header_is_compared_or_listed_missing() {
         "items of {DISTRO_FUSE_H} neither compared nor listed missing:\n  {}",
         uncovered.join("\n  ")
     );
+    assert!(
+        covered >= declared,
+        "{covered} items compared or listed missing, {DISTRO_FUSE_H} declares {declared}"
+    );
 }
