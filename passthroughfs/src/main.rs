@@ -301,13 +301,15 @@ fn run(args: Args) -> Result<(), Fatal> {
                 ));
             }
         }
-        TransportChoice::Uring | TransportChoice::Auto => match uring::Rings::prepare(&queues) {
-            Ok(r) => rings = Some(r),
-            Err(e) if args.transport == TransportChoice::Uring => {
-                return Err(Fatal(format!("cannot set up the io_uring rings: {e}")));
+        TransportChoice::Uring | TransportChoice::Auto => {
+            match uring::Rings::prepare(&queues, &init_in) {
+                Ok(r) => rings = Some(r),
+                Err(e) if args.transport == TransportChoice::Uring => {
+                    return Err(Fatal(format!("cannot set up the io_uring rings: {e}")));
+                }
+                Err(e) => eprintln!("passthroughfs: io_uring unavailable ({e}); using /dev/fuse"),
             }
-            Err(e) => eprintln!("passthroughfs: io_uring unavailable ({e}); using /dev/fuse"),
-        },
+        }
     }
 
     let opts = testkit::InitOptions {

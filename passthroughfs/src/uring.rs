@@ -1,45 +1,187 @@
-//! The FUSE-over-io_uring transport, through `fuse-uring`. (Being wired; until then `prepare`
-//! reports ENOSYS and `auto` uses /dev/fuse.)
+//! The FUSE-over-io_uring transport, built from `fuse-uring`.
+//!
+//! One thread per queue (one queue per possible CPU), pinned to its CPU, owning its ring and
+//! its [`QueueBuffers`]: register every entry, then loop — wait for completions, answer each
+//! request in place in the entry's payload buffer, COMMIT_AND_FETCH. All completions of one
+//! wait are answered and their SQEs submitted together with the next wait (one syscall per
+//! batch). Nothing is allocated per request: the only copies are the fixed argument (at most
+//! 128 bytes) and the request's names, which live in the same payload buffer as the reply.
 
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use fuse_kernel_sys as sys;
-use rustix::io::Errno;
+use fuse_uring::{QueueBuffers, QueueConfig};
 
-use crate::fs::Fs;
+use crate::fs::{Fs, Outcome, Req};
+use crate::stats::Transport;
 
-/// Queue ids to register: one per possible CPU.
+/// Entries per queue: how many requests one queue holds at once.
+const DEPTH: u32 = 16;
+
+/// Room for a request's names/data copied out of the payload buffer before the reply is
+/// written there. Larger payloads only come with write requests, which are refused anyway.
+const SCRATCH: usize = 64 * 1024;
+
+/// Queue ids to register: one per possible CPU (`/sys/devices/system/cpu/possible`).
 pub fn possible_queues() -> Vec<u16> {
-    vec![0]
+    fuse_uring::queue_ids().map_or_else(|_| vec![0], |ids| ids.collect())
 }
 
 /// Payload buffer size for the negotiated limits.
 pub fn payload_size(init_out: &sys::fuse_init_out) -> usize {
-    (sys::FUSE_MIN_READ_BUFFER as usize)
-        .max(init_out.max_write as usize)
-        .max(usize::from(init_out.max_pages) * 4096)
+    fuse_uring::payload_size(init_out)
 }
 
-/// Rings prepared before INIT is answered.
+/// What was checked before `FUSE_OVER_IO_URING` is agreed in the INIT reply.
 #[derive(Debug)]
-pub struct Rings {}
+pub struct Rings {
+    queues: Vec<u16>,
+}
 
 impl Rings {
-    /// Creates one ring per queue.
-    pub fn prepare(_queues: &[u16]) -> Result<Rings, Errno> {
-        Err(Errno::NOSYS)
+    /// Checks that io_uring can really be used before agreeing to it (agreeing and then
+    /// failing to register would leave requests waiting): the kernel offers it for this
+    /// connection, and a ring with the FUSE setup can be created here.
+    pub fn prepare(queues: &[u16], init_in: &sys::fuse_init_in) -> io::Result<Rings> {
+        fuse_uring::check_init(init_in).map_err(io::Error::other)?;
+        if queues.is_empty() {
+            return Err(io::Error::other("no possible CPUs found"));
+        }
+        // The real rings are created by their own threads (single issuer); this one proves
+        // that the setup flags are accepted here.
+        drop(fuse_uring::ring_builder().build(DEPTH)?);
+        Ok(Rings {
+            queues: queues.to_vec(),
+        })
     }
 
-    /// Registers every entry and starts one thread per queue.
+    /// Starts one thread per queue; each registers its entries and serves until unmount.
+    /// `wake` is called when a thread ends.
     pub fn start(
         self,
-        _fs: Arc<Fs>,
-        _dev: Arc<OwnedFd>,
-        _payload: usize,
-        _wake: fn(),
-    ) -> Result<Vec<JoinHandle<Result<(), String>>>, Errno> {
-        Err(Errno::NOSYS)
+        fs: Arc<Fs>,
+        dev: Arc<OwnedFd>,
+        payload: usize,
+        wake: fn(),
+    ) -> io::Result<Vec<JoinHandle<Result<(), String>>>> {
+        let mut threads = Vec::with_capacity(self.queues.len());
+        for qid in self.queues {
+            let fs = fs.clone();
+            let dev = dev.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("fuse-uring-{qid}"))
+                    .spawn(move || {
+                        let r = serve_queue(&fs, &dev, qid, payload)
+                            .map_err(|e| format!("queue {qid}: {e}"));
+                        if let Err(e) = &r {
+                            eprintln!("passthroughfs: io_uring {e}");
+                        }
+                        wake();
+                        r
+                    })?,
+            );
+        }
+        Ok(threads)
+    }
+}
+
+/// Pins the calling thread to `cpu` (requests of CPU `q` are queued on queue `q`).
+fn pin_to_cpu(cpu: u16) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(usize::from(cpu));
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize) -> io::Result<()> {
+    pin_to_cpu(qid);
+    let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev.as_fd()))?;
+    let mut ring = fuse_uring::ring_builder().build(DEPTH)?;
+    let (submitter, mut sq, mut cq) = ring.split();
+    let entries = buffers
+        .take_entries()
+        .ok_or_else(|| io::Error::other("entries already taken"))?;
+    for entry in entries {
+        let sqe = entry.register();
+        // SAFETY: `buffers` outlives every command: this function returns only after every
+        // entry came back (`in_kernel == 0`) or leaks `buffers` below; each SQE is pushed
+        // once, unchanged, and its completion is decoded with `buffers`.
+        unsafe { sq.push(&sqe) }.map_err(|_| io::Error::other("ring smaller than the queue"))?;
+    }
+    sq.sync();
+
+    let mut scratch = vec![0u8; SCRATCH];
+    let mut in_kernel = DEPTH;
+    let mut first_error = None;
+    while in_kernel > 0 {
+        match submitter.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => {
+                // The kernel may still hold entries: never unmap memory it can write.
+                std::mem::forget(buffers);
+                return Err(e);
+            }
+        }
+        sq.sync();
+        cq.sync();
+        for cqe in &mut cq {
+            let Some(done) = buffers.complete_cqe(&cqe) else {
+                continue;
+            };
+            let mut entry = done.entry;
+            if let Err(e) = done.result {
+                // Unmounted or aborted (ENOTCONN, ECANCELED), or a real failure.
+                in_kernel -= 1;
+                if !e.is_shutdown() {
+                    first_error.get_or_insert(e);
+                }
+                continue;
+            }
+            let header = *entry.in_header();
+            let mut arg = [0u8; sys::FUSE_URING_OP_IN_OUT_SZ as usize];
+            let op_in = entry.op_in();
+            arg[..op_in.len()].copy_from_slice(op_in);
+            let arg_len = op_in.len();
+            let rest = entry.payload();
+            let rest_len = if rest.len() <= scratch.len() {
+                scratch[..rest.len()].copy_from_slice(rest);
+                rest.len()
+            } else {
+                0
+            };
+            fs.stats.record(Transport::Uring, header.opcode);
+            let req = Req {
+                header,
+                arg: &arg[..arg_len],
+                rest: &scratch[..rest_len],
+            };
+            let written = match fs.dispatch(&req, entry.payload_mut()) {
+                Outcome::Reply(n) => entry.set_reply(n),
+                Outcome::Error(e) => entry.set_error(e.raw_os_error()),
+                // FORGET and INTERRUPT never come through the ring; answer defensively.
+                Outcome::NoReply => entry.set_error(libc::ENOSYS),
+            };
+            if written.is_err() {
+                // Unreachable with replies bounded by the payload buffer; fail the request.
+                let _ = entry.set_error(libc::EIO);
+            }
+            let sqe = entry.commit_and_fetch();
+            // SAFETY: as for REGISTER above.
+            if unsafe { sq.push(&sqe) }.is_err() {
+                // The ring holds DEPTH entries and at most DEPTH commands are pending.
+                std::mem::forget(buffers);
+                return Err(io::Error::other("submission queue full"));
+            }
+        }
+        sq.sync();
+    }
+    // Every entry is back: locals drop in reverse order, the ring before the buffers.
+    match first_error {
+        Some(e) => Err(io::Error::from(e)),
+        None => Ok(()),
     }
 }
