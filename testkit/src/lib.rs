@@ -29,6 +29,7 @@ use rustix::io::Errno;
 
 mod memfs;
 pub use memfs::{MemFs, Node};
+pub mod bench;
 pub mod example;
 mod serve_later;
 pub mod tree;

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the workspace's maintenance and demo commands.
 
+mod bench;
 mod demo;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,17 @@ commands:
   demo                       the main job: build the example server, mirror a fresh tree
                              through FUSE, verify it byte for byte, measure it beside the
                              native file system, unmount and clean up (needs root)
+  bench [--quick | --smoke] [--out DIR] [--systems LIST]
+                             the end-to-end benchmark (needs root and fio): the example
+                             server over /dev/fuse and io_uring, served and passthrough,
+                             against the native file system in the same run, with ratios.
+                             Full: 3 repetitions (about 15 min); --quick: 1 repetition,
+                             5 s random reads (under 5 min); --smoke: small files, about
+                             1 min (CI). Writes results.md, results.json and ratios.svg to
+                             target/bench/ (or DIR). LIST: comma-separated, of native,
+                             dev-served, dev-passthrough, uring-served, uring-passthrough
+                             (native is always measured). The source tree is cached in
+                             target/bench/source*; delete it to regenerate
   setup                      install and enable what builds and tests need on this machine
                              (libclang-dev when missing, FUSE-over-io_uring when root)
   test                       setup, then the full test suite in both build modes
@@ -27,6 +39,8 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["demo"] => demo::demo(&workspace_root()),
+        ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
+        ["bench-client", rest @ ..] => bench::client_main(rest),
         ["setup"] => setup(),
         ["test"] => test(),
         ["regen-bindings"] => regen_bindings(false),

@@ -1,0 +1,667 @@
+//! The benchmark's reports: markdown tables (values with min-max and ratios to native, the
+//! server's CPU time, the targets), the JSON results and an SVG bar chart of the ratios.
+
+use std::fmt::Write as _;
+
+use super::json::{Json, obj};
+use super::{BUSY_PERCENT, Cell, Kind, Run, SystemRun, WORKLOADS, Workload};
+
+/// A number with as many digits as it deserves.
+pub(crate) fn fmt_value(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+/// One table cell: `median [min-max] ratio`.
+fn cell_text(run: &Run, sys: &SystemRun, w: &Workload, cell: Option<&Cell>) -> String {
+    let Some(cell) = cell else {
+        return if sys.error.is_some() {
+            "failed".into()
+        } else {
+            "-".into()
+        };
+    };
+    if cell.error.is_some() {
+        return "failed".into();
+    }
+    let Some(m) = cell.median() else {
+        return "-".into();
+    };
+    let mut s = fmt_value(m);
+    if cell.values.len() > 1 {
+        let (lo, hi) = min_max(&cell.values);
+        let _ = write!(s, " [{}-{}]", fmt_value(lo), fmt_value(hi));
+    }
+    if sys.system.transport.is_some() {
+        match run.ratio(sys.system.name, "native", w.id) {
+            Some(r) => {
+                let _ = write!(s, " **{r:.2}x**");
+            }
+            None => s.push_str(" (no native)"),
+        }
+    }
+    if !cell.notes.is_empty() {
+        s.push_str(" (!)");
+    }
+    if busy(cell) {
+        s.push_str(" (~)");
+    }
+    s
+}
+
+/// Whether other processes took a noticeable share of the CPUs while `cell` was measured.
+fn busy(cell: &Cell) -> bool {
+    super::median(&cell.other_load).is_some_and(|b| b >= BUSY_PERCENT)
+}
+
+/// A target of the issue, checked against this run's numbers.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) what: String,
+    pub(crate) threshold: f64,
+    pub(crate) measured: Option<f64>,
+    pub(crate) why_missing: Option<String>,
+    /// Other processes were busy while one of the two numbers was measured.
+    pub(crate) busy: bool,
+}
+
+impl Target {
+    fn verdict(&self) -> &'static str {
+        match self.measured {
+            Some(r) if r >= self.threshold => "met",
+            Some(_) => "NOT met",
+            None => "not measured",
+        }
+    }
+}
+
+fn missing(run: &Run, names: &[&str], workload: &str) -> String {
+    names
+        .iter()
+        .filter_map(|n| {
+            let Some(sys) = run.systems.iter().find(|s| s.system.name == *n) else {
+                return Some(format!("{n} not selected"));
+            };
+            if sys.error.is_some() {
+                return Some(format!("{n} did not run"));
+            }
+            match run.cell(n, workload) {
+                Some(c) if c.error.is_some() => Some(format!("{n} {workload} failed")),
+                Some(_) => None,
+                None => Some(format!("{n} {workload} not run")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The issue's targets, one line per (system pair, workload) they apply to.
+pub(crate) fn targets(run: &Run) -> Vec<Target> {
+    let mut out = Vec::new();
+    let mut add = |what: String, threshold: f64, sys: &str, base: &str, workload: &str| {
+        let measured = run.ratio(sys, base, workload);
+        let busy = [sys, base]
+            .iter()
+            .any(|n| run.cell(n, workload).is_some_and(busy));
+        out.push(Target {
+            busy,
+            what,
+            threshold,
+            measured,
+            why_missing: measured
+                .is_none()
+                .then(|| missing(run, &[sys, base], workload)),
+        });
+    };
+    for sys in ["dev-passthrough", "uring-passthrough"] {
+        add(
+            format!("{sys}: sequential read (warm) >= 0.95x native"),
+            0.95,
+            sys,
+            "native",
+            "seq-read-warm",
+        );
+        for w in ["rand-read-4k-1job", "rand-read-4k-2jobs"] {
+            add(format!("{sys}: {w} >= 0.9x native"), 0.9, sys, "native", w);
+        }
+    }
+    for path in ["served", "passthrough"] {
+        for w in ["stat-1proc", "stat-2procs"] {
+            add(
+                format!("{w}: uring-{path} >= 2x dev-{path}"),
+                2.0,
+                &format!("uring-{path}"),
+                &format!("dev-{path}"),
+                w,
+            );
+        }
+    }
+    add(
+        "sequential read (warm), served: uring-served >= 1.3x dev-served".into(),
+        1.3,
+        "uring-served",
+        "dev-served",
+        "seq-read-warm",
+    );
+    out
+}
+
+/// The whole markdown report.
+pub(crate) fn markdown(run: &Run) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### `{}`", run.command);
+    let _ = writeln!(s);
+    let _ = writeln!(s, "- date: {}", run.date);
+    let _ = writeln!(
+        s,
+        "- machine: {}; load average before the run: {}",
+        run.machine.describe(),
+        run.machine.loadavg
+    );
+    let _ = writeln!(s, "- {}", run.plan.describe());
+    if let Some(src) = &run.source {
+        let _ = writeln!(s, "- source: {}", src.describe());
+    }
+    let _ = writeln!(
+        s,
+        "- every mounted system: `passthroughfs --transport dev|uring [--no-passthrough] --attr-timeout 0 --stats` \
+         (attribute and entry timeouts 0 for all), one fresh mount per workload"
+    );
+    let mut opts: Vec<&str> = run
+        .systems
+        .iter()
+        .filter_map(|s| s.mount_options.as_deref())
+        .collect();
+    opts.dedup();
+    match opts.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = writeln!(
+                s,
+                "- mount options (identical for every mounted system): `{one}`"
+            );
+        }
+        many => {
+            let _ = writeln!(s, "- mount options DIFFER between systems: {many:?}");
+        }
+    }
+    for sys in &run.systems {
+        if let Some(r) = &sys.ready {
+            let _ = writeln!(s, "- {}: `{r}`", sys.system.name);
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Median of {} repetition(s){}; **ratio** to native (higher is better). (!) = see the notes; \
+         (~) = other processes took {BUSY_PERCENT}% or more of the CPUs meanwhile (see the table below).",
+        run.plan.reps,
+        if run.plan.reps > 1 { " [min-max]" } else { "" }
+    );
+    let _ = writeln!(s);
+    let _ = write!(s, "| workload |");
+    for sys in &run.systems {
+        let _ = write!(s, " {} |", sys.system.name);
+    }
+    let _ = writeln!(s);
+    let _ = write!(s, "|---|");
+    for _ in &run.systems {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s);
+    for (i, w) in WORKLOADS.iter().enumerate() {
+        let _ = write!(s, "| {} ({}) |", w.label, w.unit);
+        for sys in &run.systems {
+            let _ = write!(s, " {} |", cell_text(run, sys, w, sys.cells[i].as_ref()));
+        }
+        let _ = writeln!(s);
+    }
+
+    // The server's CPU time.
+    let mounted: Vec<&SystemRun> = run
+        .systems
+        .iter()
+        .filter(|s| s.system.transport.is_some())
+        .collect();
+    if !mounted.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "Server CPU time (user+system, all threads, from /proc/<pid>/stat), median per repetition, \
+             and as a share of one CPU over the repetition's wall time:"
+        );
+        let _ = writeln!(s);
+        let _ = write!(s, "| workload |");
+        for sys in &mounted {
+            let _ = write!(s, " {} |", sys.system.name);
+        }
+        let _ = writeln!(s);
+        let _ = write!(s, "|---|");
+        for _ in &mounted {
+            let _ = write!(s, "---:|");
+        }
+        let _ = writeln!(s);
+        for (i, w) in WORKLOADS.iter().enumerate() {
+            let _ = write!(s, "| {} |", w.id);
+            for sys in &mounted {
+                let text = sys.cells[i]
+                    .as_ref()
+                    .filter(|c| c.error.is_none() && !c.cpu_ticks.is_empty())
+                    .map_or_else(
+                        || "-".to_owned(),
+                        |c| {
+                            let secs: Vec<f64> = c
+                                .cpu_ticks
+                                .iter()
+                                .map(|&t| t as f64 / run.clk_tck as f64)
+                                .collect();
+                            let share: Vec<f64> = secs
+                                .iter()
+                                .zip(&c.wall_secs)
+                                .map(|(cpu, wall)| 100.0 * cpu / wall.max(1e-9))
+                                .collect();
+                            format!(
+                                "{:.2} s ({:.0}%)",
+                                super::median(&secs).unwrap_or(0.0),
+                                super::median(&share).unwrap_or(0.0)
+                            )
+                        },
+                    );
+                let _ = write!(s, " {text} |");
+            }
+            let _ = writeln!(s);
+        }
+    }
+
+    // Machine load by others.
+    if run
+        .systems
+        .iter()
+        .flat_map(|s| s.cells.iter().flatten())
+        .any(busy)
+    {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "**The machine was not quiet**: share of all CPUs that other processes (and the \
+             hypervisor's steal) took during each measurement, median. Numbers marked (~) are not reliable; \
+             run again on an idle machine."
+        );
+        let _ = writeln!(s);
+        let _ = write!(s, "| workload |");
+        for sys in &run.systems {
+            let _ = write!(s, " {} |", sys.system.name);
+        }
+        let _ = writeln!(s);
+        let _ = write!(s, "|---|");
+        for _ in &run.systems {
+            let _ = write!(s, "---:|");
+        }
+        let _ = writeln!(s);
+        for (i, w) in WORKLOADS.iter().enumerate() {
+            let _ = write!(s, "| {} |", w.id);
+            for sys in &run.systems {
+                let text = sys.cells[i]
+                    .as_ref()
+                    .and_then(|c| super::median(&c.other_load))
+                    .map_or_else(|| "-".to_owned(), |b| format!("{b:.0}%"));
+                let _ = write!(s, " {text} |");
+            }
+            let _ = writeln!(s);
+        }
+    }
+
+    // Targets.
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Targets (from the numbers above):");
+    let _ = writeln!(s);
+    for t in targets(run) {
+        match (t.measured, &t.why_missing) {
+            (Some(r), _) => {
+                let _ = writeln!(
+                    s,
+                    "- {}: {r:.2}x, **{}**{}",
+                    t.what,
+                    t.verdict(),
+                    if t.busy {
+                        " (~: measured on a busy machine)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            (None, why) => {
+                let _ = writeln!(
+                    s,
+                    "- {}: **not measured** ({})",
+                    t.what,
+                    why.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+
+    // Failures and notes.
+    let mut problems = Vec::new();
+    for sys in &run.systems {
+        if let Some(e) = &sys.error {
+            problems.push(format!("{}: did not run: {e}", sys.system.name));
+        }
+        for (w, cell) in WORKLOADS.iter().zip(&sys.cells) {
+            let Some(cell) = cell else { continue };
+            if let Some(e) = &cell.error {
+                problems.push(format!("{} {}: failed: {e}", sys.system.name, w.id));
+            }
+            for n in &cell.notes {
+                problems.push(format!("{} {}: {n}", sys.system.name, w.id));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Failures and notes:");
+        let _ = writeln!(s);
+        for p in problems {
+            let _ = writeln!(s, "- {}", p.replace('\n', " "));
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Total time: {:.0} s.", run.total_secs);
+    s
+}
+
+fn cell_json(run: &Run, sys: &SystemRun, w: &Workload, cell: &Cell) -> Json {
+    let (lo, hi) = if cell.values.is_empty() {
+        (None, None)
+    } else {
+        let (lo, hi) = min_max(&cell.values);
+        (Some(lo), Some(hi))
+    };
+    obj([
+        ("system", sys.system.name.into()),
+        ("workload", w.id.into()),
+        ("unit", w.unit.into()),
+        ("values", cell.values.clone().into()),
+        ("median", cell.median().into()),
+        ("min", lo.into()),
+        ("max", hi.into()),
+        (
+            "ratio_to_native",
+            run.ratio(sys.system.name, "native", w.id).into(),
+        ),
+        ("wall_secs", cell.wall_secs.clone().into()),
+        ("server_cpu_ticks", cell.cpu_ticks.clone().into()),
+        (
+            "other_processes_cpu_percent",
+            cell.other_load.clone().into(),
+        ),
+        (
+            "server_stats",
+            Json::Obj(
+                cell.stats
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Json::from(*v)))
+                    .collect(),
+            ),
+        ),
+        ("error", cell.error.clone().into()),
+        ("notes", cell.notes.clone().into()),
+    ])
+}
+
+/// The JSON results.
+pub(crate) fn json(run: &Run) -> Json {
+    let mut results = Vec::new();
+    for sys in &run.systems {
+        for (w, cell) in WORKLOADS.iter().zip(&sys.cells) {
+            if let Some(cell) = cell {
+                results.push(cell_json(run, sys, w, cell));
+            }
+        }
+    }
+    let workloads = WORKLOADS
+        .iter()
+        .map(|w| {
+            let detail = match w.kind {
+                Kind::Fio {
+                    rw,
+                    bs,
+                    direct,
+                    jobs,
+                } => format!(
+                    "fio --rw={rw} --bs={bs} --direct={} --numjobs={jobs} --ioengine=psync --invalidate=0",
+                    u8::from(direct)
+                ),
+                Kind::Meta { op, procs } => {
+                    format!("xtask bench-client {} x {procs} process(es)", op.name())
+                }
+            };
+            obj([
+                ("id", w.id.into()),
+                ("label", w.label.into()),
+                ("unit", w.unit.into()),
+                ("how", detail.into()),
+            ])
+        })
+        .collect();
+    let systems = run
+        .systems
+        .iter()
+        .map(|s| {
+            obj([
+                ("name", s.system.name.into()),
+                ("transport", s.system.transport.into()),
+                ("passthrough", s.system.passthrough.into()),
+                (
+                    "server_args",
+                    s.system
+                        .transport
+                        .map(|_| s.system.server_args().join(" "))
+                        .into(),
+                ),
+                ("error", s.error.clone().into()),
+                ("ready", s.ready.clone().into()),
+                ("mount_options", s.mount_options.clone().into()),
+            ])
+        })
+        .collect();
+    let targets = targets(run)
+        .into_iter()
+        .map(|t| {
+            obj([
+                ("target", t.what.clone().into()),
+                ("threshold", t.threshold.into()),
+                ("measured", t.measured.into()),
+                ("verdict", t.verdict().into()),
+                ("busy_machine", t.busy.into()),
+                ("why_not_measured", t.why_missing.into()),
+            ])
+        })
+        .collect();
+    let p = &run.plan;
+    obj([
+        ("command", run.command.clone().into()),
+        ("date", run.date.clone().into()),
+        (
+            "machine",
+            obj([
+                ("kernel", run.machine.kernel.clone().into()),
+                ("cpus", (run.machine.cpus as u64).into()),
+                ("cpu_model", run.machine.cpu_model.clone().into()),
+                ("mem_gib", run.machine.mem_gib.into()),
+                ("source_fs", run.machine.fs.clone().into()),
+                ("loadavg_at_start", run.machine.loadavg.clone().into()),
+            ]),
+        ),
+        (
+            "plan",
+            obj([
+                ("mode", p.mode_name().into()),
+                ("repetitions", (p.reps as u64).into()),
+                ("random_read_secs", u64::from(p.rand_secs).into()),
+                ("metadata_secs", p.meta_secs.into()),
+                ("sequential_passes", u64::from(p.seq_passes).into()),
+                ("large_file_mib", p.large_mib.into()),
+                ("small_files", (p.layout.count() as u64).into()),
+                ("attr_entry_timeout_secs", 0u64.into()),
+            ]),
+        ),
+        (
+            "source",
+            run.source.as_ref().map(super::Source::describe).into(),
+        ),
+        ("clock_ticks_per_second", run.clk_tck.into()),
+        ("total_secs", run.total_secs.into()),
+        ("systems", Json::Arr(systems)),
+        ("workloads", Json::Arr(workloads)),
+        ("results", Json::Arr(results)),
+        ("targets", Json::Arr(targets)),
+    ])
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A grouped bar chart: one group per workload, one bar per mounted system, height = ratio to
+/// native, with the native level (1.0) drawn across.
+pub(crate) fn svg(run: &Run) -> String {
+    const COLORS: [&str; 4] = ["#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d"];
+    let mounted: Vec<&SystemRun> = run
+        .systems
+        .iter()
+        .filter(|s| s.system.transport.is_some())
+        .collect();
+    let ratios: Vec<Vec<Option<f64>>> = WORKLOADS
+        .iter()
+        .map(|w| {
+            mounted
+                .iter()
+                .map(|s| run.ratio(s.system.name, "native", w.id))
+                .collect()
+        })
+        .collect();
+    let top = ratios
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(1.2f64, |a, &b| a.max(b * 1.1));
+    let top = (top * 5.0).ceil() / 5.0;
+    let (left, right, top_pad, bottom) = (60.0, 20.0, 70.0, 90.0);
+    let group_w = 120.0;
+    let width = left + right + group_w * WORKLOADS.len() as f64;
+    let height = 420.0;
+    let plot_h = height - top_pad - bottom;
+    let y = |r: f64| top_pad + plot_h * (1.0 - r / top);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="18" font-size="14" font-weight="bold">Ratio to native (higher is better): {}</text>"#,
+        xml_escape(&run.command)
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{left}" y="34" fill="#555">{} · {}</text>"##,
+        xml_escape(&run.date),
+        xml_escape(&run.machine.describe())
+    );
+    // Legend.
+    for (i, sys) in mounted.iter().enumerate() {
+        let x = left + 150.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="44" width="12" height="12" fill="{}"/><text x="{}" y="54">{}</text>"#,
+            COLORS[i % COLORS.len()],
+            x + 16.0,
+            sys.system.name
+        );
+    }
+    // Axis and grid.
+    let mut tick = 0.0;
+    while tick <= top + 1e-9 {
+        let yy = y(tick);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{tick:.1}</text>"##,
+            width - right,
+            left - 6.0,
+            yy + 4.0
+        );
+        tick += if top > 3.0 { 0.5 } else { 0.2 };
+    }
+    let yy = y(1.0);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#000" stroke-dasharray="5,3"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold">native</text>"##,
+        width - right,
+        width - right,
+        yy - 4.0
+    );
+    let n = mounted.len().max(1) as f64;
+    let bar_w = (group_w - 20.0) / n;
+    for (g, w) in WORKLOADS.iter().enumerate() {
+        let gx = left + group_w * g as f64 + 10.0;
+        for (i, r) in ratios[g].iter().enumerate() {
+            let x = gx + bar_w * i as f64;
+            match r {
+                Some(r) => {
+                    let (y0, y1) = (y(*r), y(0.0));
+                    let _ = writeln!(
+                        s,
+                        r#"<rect x="{x:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {r:.2}x</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{r:.2}</text>"#,
+                        bar_w - 2.0,
+                        (y1 - y0).max(0.0),
+                        COLORS[i % COLORS.len()],
+                        mounted[i].system.name,
+                        w.id,
+                        x + bar_w / 2.0 - 1.0,
+                        y0 - 3.0
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9" fill="#999">n/a</text>"##,
+                        x + bar_w / 2.0 - 1.0,
+                        y(0.0) - 3.0
+                    );
+                }
+            }
+        }
+        let cx = left + group_w * g as f64 + group_w / 2.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            y(0.0) + 16.0,
+            w.id
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#000"/>"##,
+        width - right,
+        y(0.0),
+        y(0.0)
+    );
+    s.push_str("</svg>\n");
+    s
+}
