@@ -94,6 +94,9 @@ fn open_gives_an_id_and_close_releases_it_once() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let session = passthrough_session();
     let dev = session.dev.as_fd();
     let backing = BackingFile::new(b"backing bytes");
@@ -130,6 +133,9 @@ fn the_guard_closes_on_drop_and_only_once() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let session = passthrough_session();
     let dev: &OwnedFd = &session.dev;
     let backing = BackingFile::new(b"guarded");
@@ -175,6 +181,9 @@ fn bad_backing_files_get_the_kernels_errno() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let session = passthrough_session();
     let dev = session.dev.as_fd();
 
@@ -218,6 +227,9 @@ fn bad_flags_are_rejected_before_the_system_call() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let backing = BackingFile::new(b"flags");
     let null = dev_null();
 
@@ -246,6 +258,9 @@ fn devices_that_cannot_do_passthrough_are_reported_as_unsupported() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let backing = BackingFile::new(b"unsupported");
 
     // Not a FUSE device at all: the ioctl is unknown.
@@ -281,6 +296,9 @@ fn the_iomap_kind_fails_cleanly_on_mainline() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let backing = BackingFile::new(b"not a block device");
 
     // Passthrough negotiated: mainline refuses any type bit with EINVAL.
@@ -314,6 +332,9 @@ fn passthrough_reads_come_from_the_backing_file_without_read_requests() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let mut session = passthrough_session();
     // Not a multiple of the page size, larger than one READ (max_pages 32 = 128 KiB).
     let content = pattern(3 * 1024 * 1024 + 123);
@@ -400,6 +421,9 @@ fn a_cloned_fd_receives_and_answers_requests_of_the_session() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let mut session = plain_session();
     let clone = clone_device(session.dev.as_fd()).expect("FUSE_DEV_IOC_CLONE");
 
@@ -453,6 +477,9 @@ fn sync_init_marks_fresh_fds_and_refuses_mounted_ones() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let fresh = testkit::open_dev().unwrap();
     sync_init(fresh.as_fd()).expect("SYNC_INIT on a fresh fd (Linux 6.18)");
     sync_init(fresh.as_fd()).expect("SYNC_INIT is repeatable");
@@ -478,6 +505,9 @@ fn after_sync_init_mount_returns_only_once_init_is_answered() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let dev = Arc::new(testkit::open_dev().unwrap());
     sync_init(dev.as_fd()).expect("SYNC_INIT");
     let replied = Arc::new(AtomicBool::new(false));

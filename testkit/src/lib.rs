@@ -31,6 +31,8 @@ mod memfs;
 pub use memfs::{MemFs, Node};
 pub mod bench;
 pub mod example;
+pub mod fault;
+pub mod leak;
 mod serve_later;
 pub mod tree;
 

@@ -9,6 +9,9 @@ fn memfs_serves_stat_read_and_readdir_then_unmounts() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let mut fs = MemFs::new();
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     fs.add_file(1, "data.bin", content.clone());

@@ -1,0 +1,309 @@
+//! Faults on real mounts of the example server: the server killed or the connection aborted
+//! while clients are blocked in the kernel, unmount and SIGTERM under load, and the server's
+//! own fds after the kernel forgot everything. Each test bounds every wait; none may hang.
+//!
+//! The server is stopped with `SIGSTOP` to get clients reliably blocked: their requests sit in
+//! the connection (`/sys/fs/fuse/connections/<N>/waiting` counts them) until the fault.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use testkit::example::ExampleServer;
+use testkit::fault::{self, Blocked, ContinueOnDrop, Load, Op, SourceTree};
+
+const BIN: &str = env!("CARGO_BIN_EXE_passthroughfs");
+/// How long anything may take before the test calls it a hang.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A source tree and a mount point for one test; both removed on drop (after the server,
+/// which is declared later and so dropped first).
+struct Setup {
+    tree: SourceTree,
+    mountpoint: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let tree = SourceTree::create(tag, 24, &[0, 1, 4096, 100_000, 1_500_000]).expect("tree");
+        let mountpoint = testkit::temp_dir(tag).expect("mount point");
+        Setup { tree, mountpoint }
+    }
+
+    fn start(&self, args: &[&str]) -> ExampleServer {
+        ExampleServer::start(Path::new(BIN), self.tree.path(), &self.mountpoint, args)
+            .expect("passthroughfs starts")
+    }
+
+    fn file(&self, i: usize) -> std::path::PathBuf {
+        self.mountpoint.join(&self.tree.files[i].0)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.mountpoint, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(&self.mountpoint);
+    }
+}
+
+/// The clients of the blocked-client tests: stats, whole-file reads and a listing, all of
+/// which need the server (attribute timeout 0).
+fn blocking_ops(setup: &Setup) -> Vec<Op> {
+    vec![
+        Op::Stat(setup.file(3)),
+        Op::Stat(setup.file(8)),
+        Op::Read(setup.file(4)),
+        Op::Read(setup.file(9)),
+        Op::List(setup.mountpoint.join("d1")),
+    ]
+}
+
+/// Stops the server, starts the blocking clients and waits until the kernel holds all of
+/// their requests. Returns the clients.
+fn block_clients(server: &ExampleServer, setup: &Setup, connection: u32) -> Blocked {
+    let pid = server.pid().expect("pid");
+    fault::signal(pid, Signal::STOP).expect("SIGSTOP");
+    assert!(
+        fault::wait_until(DEADLINE, || fault::process_state(pid) == Some('T')),
+        "the server did not stop"
+    );
+    let ops = blocking_ops(setup);
+    let n = ops.len() as u64;
+    let blocked = Blocked::start(&ops).expect("client threads");
+    assert!(
+        fault::wait_until(DEADLINE, || fault::connection_waiting(connection)
+            .is_some_and(|w| w >= n)),
+        "the clients' requests did not reach the connection (waiting: {:?})",
+        fault::connection_waiting(connection)
+    );
+    if let Some((op, result)) = blocked.any_returned() {
+        panic!("{op} returned while the server was stopped: {result:?}");
+    }
+    blocked
+}
+
+/// Collects the blocked clients, which must all return within the deadline with an error;
+/// returns the errno names, sorted.
+fn all_failed(blocked: Blocked) -> Vec<String> {
+    let started = Instant::now();
+    let (results, still) = blocked.collect(DEADLINE);
+    assert_eq!(still, 0, "{still} clients still blocked after {DEADLINE:?}");
+    let mut errors: Vec<String> = results
+        .iter()
+        .map(|(op, r)| match r {
+            Ok(v) => panic!("{op} succeeded ({v}) on a dead connection"),
+            Err(e) => fault::errno_name(e),
+        })
+        .collect();
+    errors.sort();
+    eprintln!(
+        "clients returned within {:?}: {errors:?}",
+        started.elapsed()
+    );
+    errors
+}
+
+fn wait_exit(server: &ExampleServer) {
+    let pid = server.pid().expect("pid");
+    assert!(
+        fault::wait_until(DEADLINE, || fault::process_exited(pid)),
+        "the server did not exit within {DEADLINE:?}"
+    );
+}
+
+#[test]
+fn killed_server_fails_blocked_clients_and_its_mount_goes_away() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let setup = Setup::new("fault-kill");
+    let server = setup.start(&[
+        "--transport",
+        "dev",
+        "--no-passthrough",
+        "--attr-timeout",
+        "0",
+    ]);
+    let _cont = ContinueOnDrop(server.pid().expect("pid"));
+    let connection = testkit::connection_of(&setup.mountpoint).expect("connection number");
+    assert_eq!(
+        std::fs::read(setup.file(4)).expect("read before the fault"),
+        setup.tree.files[4].1
+    );
+
+    let blocked = block_clients(&server, &setup, connection);
+    fault::signal(server.pid().expect("pid"), Signal::KILL).expect("SIGKILL");
+    let errors = all_failed(blocked);
+    // The last /dev/fuse fd closing aborts the connection: every request the kernel held
+    // (sent or still queued) ends with ECONNABORTED; a new one would get ENOTCONN.
+    assert!(errors.iter().all(|e| e == "ECONNABORTED"), "{errors:?}");
+    wait_exit(&server);
+
+    // The server's watchdog removes the mount; the connection is gone.
+    assert!(
+        fault::wait_until(DEADLINE, || !testkit::is_mount_point(&setup.mountpoint)),
+        "the mount of the killed server is still there"
+    );
+    assert!(fault::wait_until(DEADLINE, || !fault::connection_exists(
+        connection
+    )));
+    assert_eq!(
+        std::fs::read_dir(&setup.mountpoint)
+            .expect("plain directory")
+            .count(),
+        0
+    );
+    let (ok, _, stderr) = server.stop().expect("reap");
+    assert!(!ok, "a SIGKILLed server cannot exit successfully");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn fusectl_abort_fails_blocked_clients_and_the_server_exits_cleanly() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let setup = Setup::new("fault-abort");
+    let server = setup.start(&[
+        "--transport",
+        "dev",
+        "--no-passthrough",
+        "--attr-timeout",
+        "0",
+    ]);
+    let pid = server.pid().expect("pid");
+    let _cont = ContinueOnDrop(pid);
+    let connection = testkit::connection_of(&setup.mountpoint).expect("connection number");
+
+    let blocked = block_clients(&server, &setup, connection);
+    testkit::abort_connection(connection).expect("abort through fusectl");
+    // The clients fail while the server is still stopped: nothing waits for it.
+    let errors = all_failed(blocked);
+    assert!(errors.iter().all(|e| e == "ECONNABORTED"), "{errors:?}");
+    // A new request on the aborted connection fails at once with ENOTCONN.
+    let e = std::fs::metadata(setup.file(5)).expect_err("stat after abort");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+
+    // Resumed, the server reads ENODEV on every /dev/fuse fd, unmounts and exits cleanly.
+    fault::signal(pid, Signal::CONT).expect("SIGCONT");
+    wait_exit(&server);
+    assert!(
+        !testkit::is_mount_point(&setup.mountpoint),
+        "mount left behind"
+    );
+    let (ok, _, stderr) = server.stop().expect("reap");
+    assert!(ok, "the server failed after an abort: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Loads the mount with 6 clients for a while, then applies `fault` (which must make the
+/// server exit) and checks that clients and server end within the deadline, the server with
+/// success. Returns the load report and the server's stderr.
+fn fault_under_load(
+    setup: &Setup,
+    server: ExampleServer,
+    fault: impl FnOnce(&ExampleServer),
+) -> (fault::LoadReport, String) {
+    let load = Load::start(&setup.mountpoint, &setup.tree.files, 6, 64 * 1024).expect("load");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(load.all_running(), "a client ended early");
+    fault(&server);
+    let report = load.stop(DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+    wait_exit(&server);
+    assert!(
+        !testkit::is_mount_point(&setup.mountpoint),
+        "mount left behind"
+    );
+    let (ok, _, stderr) = server.stop().expect("reap");
+    assert!(ok, "the server did not exit cleanly: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(report.rounds > 50, "the load barely ran: {report:?}");
+    assert_eq!(report.errors.get("corrupt"), None, "{report:?}");
+    assert_eq!(report.errors.get("size"), None, "{report:?}");
+    eprintln!("load: {report:?}");
+    (report, stderr)
+}
+
+/// Errors a client may see when the mount goes away under it: the path no longer exists
+/// (the mount point is an empty directory again) or the connection ended mid-request.
+fn only_unmount_errors(report: &fault::LoadReport) {
+    for kind in report.errors.keys() {
+        assert!(
+            ["ENOENT", "ENOTCONN", "ECONNABORTED", "ENODEV"].contains(&kind.as_str()),
+            "unexpected client error {kind}: {report:?}"
+        );
+    }
+}
+
+#[test]
+fn unmount_under_load_over_dev_ends_clients_and_server_cleanly() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let variants: [&[&str]; 2] = [
+        &["--transport", "dev", "--no-passthrough"],
+        &["--transport", "dev", "--attr-timeout", "0"],
+    ];
+    for args in variants {
+        let setup = Setup::new("fault-umount");
+        let server = setup.start(args);
+        let mountpoint = setup.mountpoint.clone();
+        let (report, _) = fault_under_load(&setup, server, |_| {
+            // `umount -l` from outside, as an administrator would.
+            rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::DETACH)
+                .expect("detach the mount");
+        });
+        only_unmount_errors(&report);
+    }
+}
+
+#[test]
+fn sigterm_under_load_over_dev_unmounts_and_exits_cleanly() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let setup = Setup::new("fault-term");
+    let server = setup.start(&["--transport", "dev", "--no-passthrough"]);
+    let (report, stderr) = fault_under_load(&setup, server, |server| {
+        fault::signal(server.pid().expect("pid"), Signal::TERM).expect("SIGTERM");
+    });
+    only_unmount_errors(&report);
+    assert!(stderr.contains("unmounting"), "{stderr}");
+}
+
+#[test]
+fn the_servers_fds_return_to_their_baseline_once_the_kernel_forgets() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let variants: [&[&str]; 2] = [
+        &["--transport", "dev", "--no-passthrough"],
+        &["--transport", "dev", "--attr-timeout", "1"],
+    ];
+    for args in variants {
+        let setup = Setup::new("fault-fds");
+        let server = setup.start(args);
+        let pid = server.pid().expect("pid");
+        let baseline = fault::fd_count(pid).expect("fd count");
+        let load = Load::start(&setup.mountpoint, &setup.tree.files, 4, 64 * 1024).expect("load");
+        std::thread::sleep(Duration::from_millis(500));
+        let report = load.stop(DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.error_count(), 0, "{report:?}");
+        let busy = fault::fd_count(pid).expect("fd count");
+        assert!(busy > baseline, "the load opened no inode ({busy} fds)");
+        // Evict the mount's dentries and inodes: the kernel sends FORGET for each, and the
+        // server must close every inode fd (and, with passthrough, every backing id).
+        let settled = fault::wait_until(DEADLINE, || {
+            let _ = std::fs::write("/proc/sys/vm/drop_caches", "2");
+            fault::fd_count(pid) == Some(baseline)
+        });
+        assert!(
+            settled,
+            "{args:?}: the server holds {:?} fds after FORGET, {baseline} at start",
+            fault::fd_count(pid)
+        );
+        let (ok, _, stderr) = server.stop().expect("stop");
+        assert!(ok, "{stderr}");
+    }
+}
