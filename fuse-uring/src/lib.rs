@@ -1,2 +1,187 @@
-//! Building blocks for FUSE-over-io_uring (work in progress).
+//! Zero-cost building blocks for FUSE-over-io_uring (Linux 6.14+, protocol 7.42+).
+//!
+//! With FUSE-over-io_uring the server does not `read(2)` requests from `/dev/fuse` and
+//! `write(2)` replies: it hands the kernel *ring entries* — a 288-byte
+//! `fuse_uring_req_header` buffer and a payload buffer each — with `IORING_OP_URING_CMD`
+//! SQEs, and the kernel writes each request into an entry's buffers and completes its
+//! command. The server writes the reply into the same buffers and submits
+//! COMMIT_AND_FETCH, which delivers the reply and re-arms the entry for the next request.
+//!
+//! This crate provides:
+//! - [`QueueBuffers`]: the buffers of all entries of one queue in **one** anonymous mapping
+//!   (iovec pairs, packed header slots, page-aligned payload slots), touched lazily unless
+//!   you ask for prefaulting or huge pages, unmapped once on drop;
+//! - [`Entry`]: a pointer-sized token that *is* the right to access one entry's buffers;
+//!   building its SQE consumes it and decoding the CQE gives it back, so while the kernel
+//!   owns an entry no safe code can touch it — at no run-time cost;
+//! - the SQE builders ([`Entry::register`], [`Entry::commit_and_fetch`], and the raw
+//!   [`sqe::register`] / [`sqe::commit_and_fetch`]) producing `io_uring::squeue::Entry128`;
+//! - [`Queue`]: buffers and ring owned together, so that serving a queue needs no `unsafe`;
+//! - the helpers every server needs: [`check_init`] (with a clear error when `enable_uring`
+//!   is off or the kernel is too old), [`payload_size`] from the INIT reply,
+//!   [`ring_builder`], [`queue_ids`], and [`QueueBuffers::complete`] decoding a CQE into
+//!   the entry and the kernel's errno ([`CmdError`]).
+//!
+//! # A request's life
+//!
+//! One queue, served by one thread with [`Queue`] (which owns the buffers and the ring, so
+//! no `unsafe` is needed): register the entries, wait for a completion, read the request,
+//! write the reply, commit and fetch the next one. This is the whole protocol.
+//!
+//! ```no_run
+//! use std::io;
+//! use std::os::fd::BorrowedFd;
+//!
+//! use fuse_kernel_sys as sys;
+//! use fuse_uring::{Queue, QueueBuffers, QueueConfig};
+//!
+//! /// Serves queue `qid` of a mounted connection whose INIT reply (with FUSE_OVER_IO_URING)
+//! /// was `init_out`, until the connection goes away.
+//! fn serve_queue(dev: BorrowedFd<'_>, qid: u16, init_out: &sys::fuse_init_out) -> io::Result<()> {
+//!     const DEPTH: u32 = 16;
+//!     // All entries of the queue in one mapping, payload buffers sized from INIT.
+//!     let size = fuse_uring::payload_size(init_out);
+//!     let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, size, dev))?;
+//!     // An SQE128 ring created on this thread (single issuer, deferred task work).
+//!     let ring = fuse_uring::ring_builder().build(DEPTH)?;
+//!     let queue = Queue::new(buffers, ring)?;
+//!
+//!     // 1. REGISTER every entry: the kernel keeps each until a request arrives for it.
+//!     queue.register_all()?;
+//!     let mut first_error = None;
+//!     while queue.in_kernel() > 0 {
+//!         // 2. Wait for CQEs; each completion gives an entry back.
+//!         queue.wait(None)?;
+//!         for done in queue.completions() {
+//!             let mut entry = done.entry;
+//!             if let Err(e) = done.result {
+//!                 // Unmounted (ENOTCONN) or a failure: the kernel is done with this entry.
+//!                 if !e.is_shutdown() {
+//!                     first_error.get_or_insert(e);
+//!                 }
+//!                 continue;
+//!             }
+//!             // 3. Read the request: header, fixed argument (`op_in`), payload.
+//!             let header = *entry.in_header();
+//!             // 4. Write the reply into the same buffers.
+//!             match header.opcode {
+//!                 sys::FUSE_READ => {
+//!                     let read: sys::fuse_read_in = entry.op_in_as().expect("READ has its argument");
+//!                     let n = (read.size as usize).min(entry.payload_capacity());
+//!                     entry.payload_mut()[..n].fill(b'x');
+//!                     entry.set_reply(n)?;
+//!                 }
+//!                 _ => entry.set_error(libc::ENOSYS)?,
+//!             }
+//!             // 5. COMMIT_AND_FETCH: deliver the reply and wait for the next request here.
+//!             queue.commit_and_fetch(entry)?;
+//!         }
+//!     }
+//!     first_error.map_or(Ok(()), |e| Err(e.into()))
+//! }
+//! ```
+//!
+//! # Bring your own ring
+//!
+//! The same loop on a ring you own (shared with other work, say) uses the SQE builders and
+//! [`QueueBuffers::complete_cqe`] directly; then two steps are `unsafe` and carry the
+//! ownership contract (see [`Entry`]):
+//!
+//! ```no_run
+//! # use std::io;
+//! # fn handle(_: &mut fuse_uring::Entry<'_>) {}
+//! # fn main() -> io::Result<()> {
+//! # let buffers: fuse_uring::QueueBuffers = todo!();
+//! # let mut ring: fuse_uring::Ring = todo!();
+//! let (submitter, mut sq, mut cq) = ring.split();
+//! for entry in buffers.take_entries().expect("fresh buffers") {
+//!     // SAFETY: `buffers` outlives every command (we drain them all below, or leak it), each
+//!     // SQE is pushed once and unchanged, and its CQE is decoded with `buffers`.
+//!     unsafe { sq.push(&entry.register()) }.map_err(|_| io::Error::other("SQ full"))?;
+//! }
+//! sq.sync();
+//! let mut in_kernel = buffers.layout().depth();
+//! while in_kernel > 0 {
+//!     submitter.submit_and_wait(1)?;
+//!     // io-uring's split queues cache the ring indices: sync after every submit.
+//!     sq.sync();
+//!     cq.sync();
+//!     for cqe in &mut cq {
+//!         // SAFETY: every SQE on this ring comes from an entry of `buffers`, pushed once, and
+//!         // this CQE was just taken off the ring.
+//!         let Some(done) = (unsafe { buffers.complete_cqe(&cqe) }) else { continue };
+//!         in_kernel -= 1;
+//!         let mut entry = done.entry;
+//!         if done.result.is_err() {
+//!             continue;
+//!         }
+//!         handle(&mut entry);
+//!         // SAFETY: as above.
+//!         unsafe { sq.push(&entry.commit_and_fetch()) }.map_err(|_| io::Error::other("SQ full"))?;
+//!         in_kernel += 1;
+//!     }
+//!     sq.sync();
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Serving a connection: the intended pattern
+//!
+//! 1. Mount, read INIT from `/dev/fuse`, call [`check_init`]; reply with
+//!    `FUSE_OVER_IO_URING` set (plus `FUSE_INIT_EXT`, as it is a `flags2` bit).
+//! 2. Right away, start one thread per queue id of [`queue_ids`] (one per *possible* CPU).
+//!    Each thread creates its own [`QueueBuffers`] (with [`payload_size`] of the INIT reply)
+//!    and its own ring ([`ring_builder`], created on that thread), puts them in a [`Queue`],
+//!    registers all its entries, then loops as above. **Every** queue needs a registered entry before the kernel switches
+//!    the connection to the ring, and until then new requests *block* — so register promptly;
+//!    if a REGISTER fails the kernel falls back to `/dev/fuse` `read(2)` for the connection.
+//!    The kernel puts a request on the queue of the CPU the requesting task runs on, so
+//!    pinning the thread of queue `q` to CPU `q` keeps the work local.
+//! 3. Keep one thread reading `/dev/fuse`: FORGET, BATCH_FORGET and INTERRUPT still arrive
+//!    there, and notifications (`unique = 0`) must still be written there.
+//! 4. Nothing is allocated on the request path: tokens are moved, SQEs built on the stack,
+//!    replies written in place. The depth bounds the requests a queue serves concurrently; a
+//!    thread may hand entries (which are `Send`) to workers, for example scoped threads, and
+//!    commit them when they come back, as long as the ring's thread does the committing.
+//! 5. Shutdown: at unmount (or fusectl abort) every armed entry completes with `ENOTCONN`;
+//!    a thread is done when [`Queue::in_kernel`] is 0. A `Queue` dropped earlier closes its
+//!    ring and leaks its buffers rather than unmapping memory the kernel may still write; with
+//!    your own ring, do the same (`std::mem::forget` the buffers).
+//!
+//! # Ownership
+//!
+//! See [`Entry`] for who may write an entry's memory when and why the token makes that
+//! sound. In short: the kernel accesses an entry's buffers only while a command for it is in
+//! flight; the token is consumed by the SQE and returned by the CQE. [`Queue`] owns the ring,
+//! so it can guarantee the rest (each SQE pushed once, each CQE decoded once, buffers alive
+//! while anything is in the kernel); with your own ring, the `unsafe` `push` and
+//! [`QueueBuffers::complete`] are where you promise it.
+//!
+//! # Kernel versions and errors
+//!
+//! FUSE-over-io_uring needs Linux 6.14 (protocol 7.42) built with `CONFIG_FUSE_IO_URING` and
+//! the module parameter `/sys/module/fuse/parameters/enable_uring` set to `Y` (it is off by
+//! default); see [`uring_support`]. [`CmdError`] lists every errno the kernel returns
+//! through the CQE and what it means. Developed and tested on Linux 6.18.
+
 #![deny(missing_docs)]
+
+mod buffers;
+mod error;
+mod plain;
+mod queue;
+pub mod setup;
+pub mod sqe;
+
+pub use buffers::{
+    Completion, Entries, Entry, HEADER_SIZE, Layout, MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, Prefault,
+    QueueBuffers, QueueConfig, SLOT_SIZE,
+};
+pub use error::{BufferError, CmdError, Command, ReplyError, Unsupported};
+pub use plain::Plain;
+pub use queue::{Completions, ForeignEntry, Queue, Ring};
+pub use setup::{
+    ENABLE_URING_PARAM, UringSupport, check_init, payload_size, payload_size_for, possible_cpus,
+    queue_count, queue_ids, ring_builder, uring_support,
+};
+pub use sqe::DevFd;

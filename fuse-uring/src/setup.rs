@@ -1,0 +1,345 @@
+//! What a server needs before the first REGISTER: is FUSE-over-io_uring available, how big
+//! the payload buffers must be, how to set up the ring, and which queues to register.
+
+use std::fmt;
+use std::io;
+use std::ops::Range;
+
+use fuse_kernel_sys as sys;
+use io_uring::{IoUring, cqueue, squeue};
+
+use crate::error::Unsupported;
+
+/// The module parameter that switches FUSE-over-io_uring on (root: `echo Y > ...`). It exists
+/// since Linux 6.14 when the kernel is built with `CONFIG_FUSE_IO_URING`, and is `N` by default.
+pub const ENABLE_URING_PARAM: &str = "/sys/module/fuse/parameters/enable_uring";
+
+/// The list of possible CPUs: one FUSE io_uring queue exists per possible CPU.
+pub const POSSIBLE_CPUS_PATH: &str = "/sys/devices/system/cpu/possible";
+
+/// The first protocol minor version with FUSE-over-io_uring (7.42, Linux 6.14).
+pub const URING_MIN_MINOR: u32 = 42;
+
+/// The number of pages the kernel allows per request when the INIT reply does not negotiate
+/// `FUSE_MAX_PAGES` (`FUSE_DEFAULT_MAX_PAGES_PER_REQ` in the kernel's `fs/fuse/fuse_i.h`; not
+/// part of the uapi header, so not in `fuse-kernel-sys`).
+pub const KERNEL_DEFAULT_MAX_PAGES: u32 = 32;
+
+/// What `/sys/module/fuse/parameters/enable_uring` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UringSupport {
+    /// `Y`: new connections are offered `FUSE_OVER_IO_URING` in INIT.
+    Enabled,
+    /// `N` (the default): switch it on with `echo Y > /sys/module/fuse/parameters/enable_uring`.
+    Disabled,
+    /// No such parameter: the kernel predates 6.14, was built without `CONFIG_FUSE_IO_URING`,
+    /// or the fuse module is not loaded.
+    Unavailable,
+}
+
+impl fmt::Display for UringSupport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UringSupport::Enabled => write!(
+                f,
+                "FUSE-over-io_uring is enabled ({ENABLE_URING_PARAM} = Y)"
+            ),
+            UringSupport::Disabled => write!(
+                f,
+                "FUSE-over-io_uring is disabled: echo Y > {ENABLE_URING_PARAM}"
+            ),
+            UringSupport::Unavailable => write!(
+                f,
+                "FUSE-over-io_uring is unavailable: no {ENABLE_URING_PARAM} (Linux < 6.14, \
+                 CONFIG_FUSE_IO_URING off, or fuse not loaded)"
+            ),
+        }
+    }
+}
+
+/// Reads [`ENABLE_URING_PARAM`].
+pub fn uring_support() -> UringSupport {
+    match std::fs::read_to_string(ENABLE_URING_PARAM) {
+        Ok(s) if s.trim() == "Y" || s.trim() == "1" => UringSupport::Enabled,
+        Ok(_) => UringSupport::Disabled,
+        Err(_) => UringSupport::Unavailable,
+    }
+}
+
+/// The 64-bit INIT flags of a message (`flags2` counts only with `FUSE_INIT_EXT`).
+fn init_flags(flags: u32, flags2: u32) -> u64 {
+    let high = if flags & sys::FUSE_INIT_EXT != 0 {
+        u64::from(flags2) << 32
+    } else {
+        0
+    };
+    u64::from(flags) | high
+}
+
+/// Checks the kernel's INIT request: may this connection use FUSE-over-io_uring?
+///
+/// The kernel offers `FUSE_OVER_IO_URING` only when it speaks 7.42 or later (Linux 6.14) and
+/// `enable_uring` is on. The server must then set the flag in its INIT reply, and must
+/// register at least one entry on every queue promptly afterwards: while the flag is agreed
+/// and the ring is not complete, new FUSE requests wait.
+///
+/// # Errors
+/// [`Unsupported`] naming the reason; its message names the `enable_uring` knob.
+pub fn check_init(init_in: &sys::fuse_init_in) -> Result<(), Unsupported> {
+    if init_in.major == sys::FUSE_KERNEL_VERSION && init_in.minor < URING_MIN_MINOR {
+        return Err(Unsupported::KernelTooOld {
+            minor: init_in.minor,
+        });
+    }
+    if init_flags(init_in.flags, init_in.flags2) & sys::FUSE_OVER_IO_URING != 0 {
+        return Ok(());
+    }
+    Err(match uring_support() {
+        UringSupport::Unavailable => Unsupported::NotBuilt,
+        // Enabled now but the connection was made while it was off: it is the same fix.
+        UringSupport::Disabled | UringSupport::Enabled => Unsupported::Disabled,
+    })
+}
+
+/// The payload buffer size the kernel requires of every REGISTER:
+/// `max(FUSE_MIN_READ_BUFFER, max_write, max_pages * page_size)`.
+///
+/// `max_pages` is the number of pages per request the kernel uses: the INIT reply's
+/// `max_pages` when it negotiates `FUSE_MAX_PAGES`, else [`KERNEL_DEFAULT_MAX_PAGES`]. A larger
+/// buffer is always accepted. Saturates instead of overflowing.
+#[inline]
+pub const fn payload_size_for(max_write: u32, max_pages: u32, page_size: usize) -> usize {
+    let min = sys::FUSE_MIN_READ_BUFFER as usize;
+    let write = max_write as usize;
+    let pages = (max_pages as usize).saturating_mul(page_size);
+    let size = if write > min { write } else { min };
+    if pages > size { pages } else { size }
+}
+
+/// The payload buffer size for a connection, from the INIT reply the server sent.
+///
+/// Mirrors the kernel: `max_pages` counts only when the reply sets `FUSE_MAX_PAGES` (then at
+/// least 1), otherwise the kernel default of [`KERNEL_DEFAULT_MAX_PAGES`] pages applies. The
+/// kernel may clamp `max_pages` further (`/proc/sys/fs/fuse/max_pages_limit`); the size here
+/// is then larger than needed, which the kernel accepts. Uses the system page size.
+pub fn payload_size(init_out: &sys::fuse_init_out) -> usize {
+    let max_pages = if init_out.flags & sys::FUSE_MAX_PAGES != 0 {
+        u32::from(init_out.max_pages).max(1)
+    } else {
+        KERNEL_DEFAULT_MAX_PAGES
+    };
+    payload_size_for(init_out.max_write, max_pages, rustix::param::page_size())
+}
+
+/// A ring builder with the recommended setup for one FUSE queue served by one thread.
+///
+/// - `IORING_SETUP_SQE128` is mandatory (the FUSE command needs the 80-byte command area);
+///   the `Entry128` SQE type sets it, so every ring of this type has it.
+/// - `IORING_SETUP_SINGLE_ISSUER` and `IORING_SETUP_DEFER_TASKRUN`: the kernel copies each
+///   request into the entry's buffers in task work of the thread that owns the ring; with
+///   deferred task work that happens when the thread waits for completions
+///   (`submit_and_wait`, `submit_with_args`), in a batch, without interrupting it. Both need
+///   the ring to be created, submitted to and waited on by the same thread (Linux 6.1+).
+///   The kernel tests of this crate serve real requests with this setup.
+///
+/// Size the ring with `build(depth)` (at least the queue depth, so that all REGISTERs fit in
+/// one submission). For a ring shared between threads use `IoUring::builder()` without these
+/// flags instead (also tested).
+pub fn ring_builder() -> io_uring::Builder<squeue::Entry128, cqueue::Entry> {
+    let mut builder = IoUring::<squeue::Entry128, cqueue::Entry>::builder();
+    builder.setup_single_issuer().setup_defer_taskrun();
+    builder
+}
+
+/// `IORING_SETUP_SQE128` (from `linux-raw-sys`): the setup flag every FUSE ring must have.
+pub const REQUIRED_SETUP_FLAGS: u32 = linux_raw_sys::io_uring::IORING_SETUP_SQE128;
+
+/// A malformed CPU list (the format of `/sys/devices/system/cpu/possible`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuListError {
+    text: String,
+}
+
+impl fmt::Display for CpuListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "malformed CPU list {:?} (expected e.g. \"0-3\" or \"0,2-3\")",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for CpuListError {}
+
+impl From<CpuListError> for io::Error {
+    fn from(e: CpuListError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// Parses a kernel CPU list such as `"0-1"`, `"0,2-3"` or `"5"` (trailing newline allowed)
+/// into the sorted, de-duplicated CPU numbers.
+///
+/// # Errors
+/// [`CpuListError`] for empty input, a non-number, a reversed range or more than 65536 CPUs.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, CpuListError> {
+    let err = || CpuListError {
+        text: text.to_owned(),
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(err());
+    }
+    let mut cpus = Vec::new();
+    for part in trimmed.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
+            None => (part.parse::<u32>(), part.parse::<u32>()),
+        };
+        let (Ok(first), Ok(last)) = (first, last) else {
+            return Err(err());
+        };
+        if first > last || cpus.len() + (last - first) as usize >= 1 << 16 {
+            return Err(err());
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// The possible CPUs, from [`POSSIBLE_CPUS_PATH`].
+///
+/// # Errors
+/// The file cannot be read, or [`CpuListError`] as `InvalidData`.
+pub fn possible_cpus() -> io::Result<Vec<u32>> {
+    Ok(parse_cpu_list(&std::fs::read_to_string(
+        POSSIBLE_CPUS_PATH,
+    )?)?)
+}
+
+/// The number of FUSE io_uring queues of every connection: the number of possible CPUs
+/// (`num_possible_cpus()` in the kernel), not of online ones.
+///
+/// # Errors
+/// As [`possible_cpus`]; more than 65536 CPUs are `InvalidData` (qid is a `u16`).
+pub fn queue_count() -> io::Result<u16> {
+    let n = possible_cpus()?.len();
+    u16::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "too many CPUs"))
+}
+
+/// The queue ids to register, `0..queue_count()`: every one needs at least one entry before
+/// the kernel routes requests to the ring.
+///
+/// The kernel queues a request on the queue whose id is the number of the CPU the requesting
+/// task runs on (so pinning the thread of queue `q` to CPU `q` keeps requests local). With
+/// gaps in the possible-CPU list, CPUs numbered `>= queue_count()` fall back to queue 0.
+///
+/// # Errors
+/// As [`queue_count`].
+pub fn queue_ids() -> io::Result<Range<u16>> {
+    Ok(0..queue_count()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-1\n").unwrap(), [0, 1]);
+        assert_eq!(parse_cpu_list("0").unwrap(), [0]);
+        assert_eq!(parse_cpu_list("0,2-3").unwrap(), [0, 2, 3]);
+        assert_eq!(parse_cpu_list("4-5,0-1,1").unwrap(), [0, 1, 4, 5]);
+        assert_eq!(parse_cpu_list("0-65535").unwrap().len(), 65536);
+        for bad in [
+            "", "\n", "a", "1-", "-1", "3-1", "0,,1", "0-1-2", "0-65536", " 1 , 2",
+        ] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?} accepted");
+        }
+        let e: io::Error = parse_cpu_list("x").unwrap_err().into();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn this_machine_has_queues() {
+        let cpus = possible_cpus().unwrap();
+        assert!(!cpus.is_empty());
+        assert_eq!(queue_ids().unwrap(), 0..cpus.len() as u16);
+    }
+
+    #[test]
+    fn payload_size_is_the_largest_of_the_three() {
+        // The minimum wins for tiny values.
+        assert_eq!(payload_size_for(4096, 1, 4096), 8192);
+        // max_write wins.
+        assert_eq!(payload_size_for(1 << 20, 32, 4096), 1 << 20);
+        // max_pages * page_size wins (ABI_FACTS 4.3: 128 KiB max_write, 32 pages of 4 KiB).
+        assert_eq!(payload_size_for(128 * 1024, 32, 4096), 128 * 1024);
+        assert_eq!(payload_size_for(65536, 256, 4096), 1 << 20);
+        assert_eq!(payload_size_for(65536, 4, 65536), 4 * 65536);
+        assert_eq!(payload_size_for(0, u32::MAX, usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn payload_size_from_init_reply_follows_the_kernel() {
+        let page = rustix::param::page_size();
+        let mut out = sys::fuse_init_out {
+            max_write: 4096,
+            max_pages: 256,
+            ..Default::default()
+        };
+        // Without FUSE_MAX_PAGES the kernel keeps its default of 32 pages.
+        assert_eq!(payload_size(&out), (32 * page).max(8192));
+        out.flags = sys::FUSE_MAX_PAGES;
+        assert_eq!(payload_size(&out), 256 * page);
+        // max_pages 0 counts as 1.
+        out.max_pages = 0;
+        assert_eq!(payload_size(&out), page.max(8192));
+        out.max_write = 3 << 20;
+        assert_eq!(payload_size(&out), 3 << 20);
+    }
+
+    fn init_in(minor: u32, flags: u32, flags2: u32) -> sys::fuse_init_in {
+        sys::fuse_init_in {
+            major: sys::FUSE_KERNEL_VERSION,
+            minor,
+            flags,
+            flags2,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn init_check_names_the_reason() {
+        let uring_hi = (sys::FUSE_OVER_IO_URING >> 32) as u32;
+        assert_eq!(
+            check_init(&init_in(45, sys::FUSE_INIT_EXT, uring_hi)),
+            Ok(())
+        );
+        assert_eq!(
+            check_init(&init_in(41, sys::FUSE_INIT_EXT, uring_hi)),
+            Err(Unsupported::KernelTooOld { minor: 41 })
+        );
+        // flags2 does not count without FUSE_INIT_EXT.
+        let not_offered = check_init(&init_in(45, 0, uring_hi)).unwrap_err();
+        let expected = match uring_support() {
+            UringSupport::Unavailable => Unsupported::NotBuilt,
+            _ => Unsupported::Disabled,
+        };
+        assert_eq!(not_offered, expected);
+    }
+
+    #[test]
+    fn ring_builder_rings_have_sqe128() {
+        let ring = ring_builder().build(4).unwrap();
+        assert!(ring.params().is_setup_single_issuer());
+        // The Entry128 ring type sets exactly the flag linux-raw-sys names SQE128.
+        assert_eq!(
+            <squeue::Entry128 as squeue::EntryMarker>::BUILD_FLAGS,
+            REQUIRED_SETUP_FLAGS
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The two FUSE io_uring SQEs, built on io-uring's `UringCmd80`.
+//!
+//! `UringCmd80` writes the opcode (`IORING_OP_URING_CMD`), the fd (plain, or fixed with
+//! `IOSQE_FIXED_FILE`), `cmd_op` and the 80-byte command area. REGISTER also needs `addr`
+//! (the iovec pair) and `len` (2), which `UringCmd80` has no setter for; they are written here
+//! at their ABI offsets, taken from `linux-raw-sys`'s independent `io_uring_sqe` and checked at
+//! compile time. The command area is the bytes of a `fuse_uring_cmd_req` from `fuse-kernel-sys`.
+//!
+//! Most servers use [`Entry::register`](crate::Entry::register) and
+//! [`Entry::commit_and_fetch`](crate::Entry::commit_and_fetch); the functions here are for
+//! servers with their own buffer management.
+
+use std::mem::{offset_of, size_of};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use fuse_kernel_sys as sys;
+use io_uring::{opcode, squeue, squeue::Entry128, types};
+use linux_raw_sys::io_uring::io_uring_sqe;
+
+/// Offset of `addr` in the SQE.
+const SQE_ADDR: usize = offset_of!(io_uring_sqe, __bindgen_anon_2);
+/// Offset of `len` in the SQE.
+const SQE_LEN: usize = offset_of!(io_uring_sqe, len);
+/// Offset of the command area (`cmd`, 80 bytes in an SQE128) in the SQE.
+const SQE_CMD: usize = offset_of!(io_uring_sqe, __bindgen_anon_6);
+/// Size of the command area of a 128-byte SQE.
+const CMD_AREA: usize = 2 * size_of::<io_uring_sqe>() - SQE_CMD;
+
+// The layout facts the builders rely on, against linux-raw-sys's `io_uring_sqe` (independent of
+// the io-uring crate's own definition) and the offsets of ABI_FACTS 4.2.
+const _: () = {
+    assert!(size_of::<io_uring_sqe>() == 64);
+    assert!(size_of::<Entry128>() == 2 * size_of::<io_uring_sqe>());
+    assert!(align_of::<Entry128>() >= align_of::<u64>());
+    assert!(SQE_ADDR == 16);
+    assert!(SQE_LEN == 24);
+    assert!(SQE_CMD == 48);
+    assert!(CMD_AREA == 80);
+    assert!(size_of::<sys::fuse_uring_cmd_req>() <= CMD_AREA);
+    // `addr` is a u64 and `len` a u32 that do not overlap anything else we write.
+    assert!(SQE_ADDR + size_of::<u64>() <= SQE_LEN);
+    assert!(SQE_LEN + size_of::<u32>() <= SQE_CMD);
+};
+
+/// The `/dev/fuse` fd an SQE targets: a plain fd, or an index into the ring's registered
+/// files (`io_uring_register_files`), which saves the fd lookup on every submission.
+///
+/// It must refer to the connection the entry is registered with, for every command of the
+/// entry; a fixed index must name that fd in the table of the ring the SQE is pushed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DevFd {
+    /// A plain file descriptor (`io_uring::types::Fd`).
+    Fd(RawFd),
+    /// A registered file index (`io_uring::types::Fixed`).
+    Fixed(u32),
+}
+
+impl From<types::Fd> for DevFd {
+    fn from(fd: types::Fd) -> DevFd {
+        DevFd::Fd(fd.0)
+    }
+}
+
+impl From<types::Fixed> for DevFd {
+    fn from(fd: types::Fixed) -> DevFd {
+        DevFd::Fixed(fd.0)
+    }
+}
+
+impl From<BorrowedFd<'_>> for DevFd {
+    fn from(fd: BorrowedFd<'_>) -> DevFd {
+        DevFd::Fd(fd.as_raw_fd())
+    }
+}
+
+/// The 80-byte command area holding `req`.
+#[inline(always)]
+fn cmd_area(req: &sys::fuse_uring_cmd_req) -> [u8; CMD_AREA] {
+    let mut cmd = [0u8; CMD_AREA];
+    // SAFETY: `fuse_uring_cmd_req` is a `repr(C)` struct of integers without padding (24 bytes:
+    // u64, u64, u16, [u8; 6]; abi-tests checks the no-padding property against the compiler),
+    // so all its bytes are initialised; it fits in `cmd` (asserted above), and the two do not
+    // overlap (`cmd` is a fresh local).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            std::ptr::from_ref(req).cast::<u8>(),
+            cmd.as_mut_ptr(),
+            size_of::<sys::fuse_uring_cmd_req>(),
+        );
+    }
+    cmd
+}
+
+/// The UringCmd80 SQE for `command` with `req` in the command area. A fixed index goes into
+/// the fd field with `IOSQE_FIXED_FILE`, exactly as `UringCmd80::new(types::Fixed(..))` does,
+/// but without a second copy of the builder code.
+#[inline(always)]
+fn uring_cmd(fd: DevFd, command: u32, req: &sys::fuse_uring_cmd_req, user_data: u64) -> Entry128 {
+    let (raw, flags) = match fd {
+        DevFd::Fd(fd) => (fd, squeue::Flags::empty()),
+        DevFd::Fixed(index) => (index as RawFd, squeue::Flags::FIXED_FILE),
+    };
+    opcode::UringCmd80::new(types::Fd(raw), command)
+        .cmd(cmd_area(req))
+        .build()
+        .flags(flags)
+        .user_data(user_data)
+}
+
+/// Writes `addr` and `len` at their offsets in `sqe`.
+#[inline(always)]
+fn set_addr_len(sqe: &mut Entry128, addr: u64, len: u32) {
+    let base = std::ptr::from_mut(sqe).cast::<u8>();
+    // SAFETY: `Entry128` is `repr(C)` and starts with the 64-byte `io_uring_sqe`, whose every
+    // bit pattern is valid (integers and unions of integers); it is 128 bytes, so offset
+    // SQE_ADDR (16) + 8 is in bounds (asserted above); `base` comes from a unique reference, so
+    // the write cannot alias. Unaligned writes need no alignment.
+    unsafe {
+        base.wrapping_add(SQE_ADDR)
+            .cast::<u64>()
+            .write_unaligned(addr)
+    };
+    // SAFETY: as above, for the u32 at SQE_LEN (24), which does not overlap `addr`.
+    unsafe {
+        base.wrapping_add(SQE_LEN)
+            .cast::<u32>()
+            .write_unaligned(len)
+    };
+}
+
+/// Builds a `FUSE_IO_URING_CMD_REGISTER` SQE: `cmd_op = FUSE_IO_URING_CMD_REGISTER`,
+/// `addr = iovecs` (header buffer, payload buffer), `len = 2`, command area
+/// `fuse_uring_cmd_req { qid, .. }`, and `user_data`.
+///
+/// Building is safe; pushing the SQE to a ring is `unsafe` (io-uring's `push`): both buffers
+/// must stay valid and untouched by the caller until the command's CQE (which comes when a
+/// request has been written into them, or with an error). The kernel reads the iovec array
+/// only during the REGISTER itself. Completes with `-EINVAL` when `qid` is out of range or a
+/// buffer is too small (see [`CmdError`](crate::CmdError)).
+#[inline]
+#[doc(alias = "FUSE_IO_URING_CMD_REGISTER")]
+pub fn register(fd: DevFd, qid: u16, iovecs: *const [libc::iovec; 2], user_data: u64) -> Entry128 {
+    let req = sys::fuse_uring_cmd_req {
+        qid,
+        ..Default::default()
+    };
+    let mut sqe = uring_cmd(fd, sys::FUSE_IO_URING_CMD_REGISTER, &req, user_data);
+    set_addr_len(&mut sqe, iovecs as u64, 2);
+    sqe
+}
+
+/// Builds a `FUSE_IO_URING_CMD_COMMIT_AND_FETCH` SQE: command area
+/// `fuse_uring_cmd_req { commit_id, qid, .. }`, and `user_data`.
+///
+/// The kernel finds the request by `commit_id` among those waiting on queue `qid`, reads the
+/// reply from **the buffers of the entry that request was delivered to** (whatever
+/// `user_data` says), and re-arms that entry under this SQE's `user_data`. Passing the commit
+/// id of a request that sits in another entry therefore hands that other entry's buffers to
+/// the kernel; [`Entry::commit_and_fetch`](crate::Entry::commit_and_fetch) cannot do that,
+/// since it takes the id from the entry itself. Completes with `-ENOENT` for an unknown id.
+#[inline]
+#[doc(alias = "FUSE_IO_URING_CMD_COMMIT_AND_FETCH")]
+pub fn commit_and_fetch(fd: DevFd, qid: u16, commit_id: u64, user_data: u64) -> Entry128 {
+    let req = sys::fuse_uring_cmd_req {
+        commit_id,
+        qid,
+        ..Default::default()
+    };
+    uring_cmd(fd, sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, &req, user_data)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use linux_raw_sys::io_uring::{io_uring_op, io_uring_sqe_flags_bit};
+
+    const IORING_OP_URING_CMD: u8 = io_uring_op::IORING_OP_URING_CMD as u8;
+    pub(crate) const IOSQE_FIXED_FILE_BIT: u32 =
+        io_uring_sqe_flags_bit::IOSQE_FIXED_FILE_BIT as u32;
+
+    /// The 128 bytes of an SQE.
+    pub(crate) fn sqe_bytes(sqe: &Entry128) -> [u8; 128] {
+        // SAFETY: `Entry128` is a `repr(C)` 128-byte struct (asserted above) built by io-uring
+        // from a zeroed `io_uring_sqe` plus a byte array, with no padding, so all 128 bytes are
+        // initialised; `read_unaligned` needs no alignment.
+        unsafe { std::ptr::from_ref(sqe).cast::<[u8; 128]>().read_unaligned() }
+    }
+
+    fn u8_at(b: &[u8; 128], off: usize) -> u8 {
+        b[off]
+    }
+    fn u16_at(b: &[u8; 128], off: usize) -> u16 {
+        u16::from_ne_bytes(b[off..off + 2].try_into().unwrap())
+    }
+    fn u32_at(b: &[u8; 128], off: usize) -> u32 {
+        u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
+    }
+    fn u64_at(b: &[u8; 128], off: usize) -> u64 {
+        u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
+    }
+
+    /// Decodes every field of the SQE by its linux-raw-sys offset.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) struct Decoded {
+        pub opcode: u8,
+        pub flags: u8,
+        pub ioprio: u16,
+        pub fd: i32,
+        pub cmd_op: u32,
+        pub pad1: u32,
+        pub addr: u64,
+        pub len: u32,
+        pub uring_cmd_flags: u32,
+        pub user_data: u64,
+        pub buf_index: u16,
+        pub personality: u16,
+        pub file_index: u32,
+        pub cmd_flags: u64,
+        pub cmd_commit_id: u64,
+        pub cmd_qid: u16,
+        pub cmd_padding: [u8; 6],
+        pub cmd_rest_zero: bool,
+    }
+
+    pub(crate) fn decode(sqe: &Entry128) -> Decoded {
+        let b = sqe_bytes(sqe);
+        let c = SQE_CMD;
+        type R = sys::fuse_uring_cmd_req;
+        let req_end = c + size_of::<R>();
+        Decoded {
+            opcode: u8_at(&b, offset_of!(io_uring_sqe, opcode)),
+            flags: u8_at(&b, offset_of!(io_uring_sqe, flags)),
+            ioprio: u16_at(&b, offset_of!(io_uring_sqe, ioprio)),
+            fd: u32_at(&b, offset_of!(io_uring_sqe, fd)) as i32,
+            cmd_op: u32_at(&b, offset_of!(io_uring_sqe, __bindgen_anon_1)),
+            pad1: u32_at(&b, offset_of!(io_uring_sqe, __bindgen_anon_1) + 4),
+            addr: u64_at(&b, SQE_ADDR),
+            len: u32_at(&b, SQE_LEN),
+            uring_cmd_flags: u32_at(&b, offset_of!(io_uring_sqe, __bindgen_anon_3)),
+            user_data: u64_at(&b, offset_of!(io_uring_sqe, user_data)),
+            buf_index: u16_at(&b, offset_of!(io_uring_sqe, __bindgen_anon_4)),
+            personality: u16_at(&b, offset_of!(io_uring_sqe, personality)),
+            file_index: u32_at(&b, offset_of!(io_uring_sqe, __bindgen_anon_5)),
+            cmd_flags: u64_at(&b, c + offset_of!(R, flags)),
+            cmd_commit_id: u64_at(&b, c + offset_of!(R, commit_id)),
+            cmd_qid: u16_at(&b, c + offset_of!(R, qid)),
+            cmd_padding: b[c + offset_of!(R, padding)..][..6].try_into().unwrap(),
+            cmd_rest_zero: b[req_end..].iter().all(|&x| x == 0),
+        }
+    }
+
+    fn expected(fd: i32, flags: u8) -> Decoded {
+        Decoded {
+            opcode: IORING_OP_URING_CMD,
+            flags,
+            ioprio: 0,
+            fd,
+            cmd_op: 0,
+            pad1: 0,
+            addr: 0,
+            len: 0,
+            uring_cmd_flags: 0,
+            user_data: 0,
+            buf_index: 0,
+            personality: 0,
+            file_index: 0,
+            cmd_flags: 0,
+            cmd_commit_id: 0,
+            cmd_qid: 0,
+            cmd_padding: [0; 6],
+            cmd_rest_zero: true,
+        }
+    }
+
+    #[test]
+    fn register_sqe_fields_plain_fd() {
+        let sqe = register(
+            DevFd::Fd(7),
+            3,
+            0x7f00_1234_5640 as *const [libc::iovec; 2],
+            0xdead_beef_0001,
+        );
+        let want = Decoded {
+            cmd_op: 1,
+            addr: 0x7f00_1234_5640,
+            len: 2,
+            user_data: 0xdead_beef_0001,
+            cmd_qid: 3,
+            ..expected(7, 0)
+        };
+        assert_eq!(decode(&sqe), want);
+        assert_eq!(want.cmd_op, sys::FUSE_IO_URING_CMD_REGISTER);
+    }
+
+    #[test]
+    fn register_sqe_fields_fixed_fd() {
+        let sqe = register(DevFd::Fixed(5), 0, 0x1000 as *const [libc::iovec; 2], 42);
+        let want = Decoded {
+            cmd_op: 1,
+            addr: 0x1000,
+            len: 2,
+            user_data: 42,
+            ..expected(5, 1 << IOSQE_FIXED_FILE_BIT)
+        };
+        assert_eq!(decode(&sqe), want);
+    }
+
+    #[test]
+    fn commit_sqe_fields() {
+        let sqe = commit_and_fetch(DevFd::Fd(9), 1, 0x0123_4567_89ab_cdef, 77);
+        let want = Decoded {
+            cmd_op: 2,
+            user_data: 77,
+            cmd_qid: 1,
+            cmd_commit_id: 0x0123_4567_89ab_cdef,
+            ..expected(9, 0)
+        };
+        assert_eq!(decode(&sqe), want);
+        assert_eq!(want.cmd_op, sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+
+        let fixed = commit_and_fetch(DevFd::Fixed(0), u16::MAX, u64::MAX, u64::MAX);
+        let want = Decoded {
+            cmd_op: 2,
+            user_data: u64::MAX,
+            cmd_qid: u16::MAX,
+            cmd_commit_id: u64::MAX,
+            ..expected(0, 1 << IOSQE_FIXED_FILE_BIT)
+        };
+        assert_eq!(decode(&fixed), want);
+    }
+
+    #[test]
+    fn cmd_area_is_the_struct_bytes_in_abi_order() {
+        let req = sys::fuse_uring_cmd_req {
+            flags: 0x1111_2222_3333_4444,
+            commit_id: 0x5555_6666_7777_8888,
+            qid: 0x99aa,
+            padding: [1, 2, 3, 4, 5, 6],
+        };
+        let cmd = cmd_area(&req);
+        // ABI_FACTS 4.2: flags [0], commit_id [8], qid [16], padding [18..24).
+        assert_eq!(cmd[0..8], 0x1111_2222_3333_4444u64.to_ne_bytes());
+        assert_eq!(cmd[8..16], 0x5555_6666_7777_8888u64.to_ne_bytes());
+        assert_eq!(cmd[16..18], 0x99aau16.to_ne_bytes());
+        assert_eq!(cmd[18..24], [1, 2, 3, 4, 5, 6]);
+        assert!(cmd[24..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn dev_fd_conversions() {
+        assert_eq!(DevFd::from(types::Fd(3)), DevFd::Fd(3));
+        assert_eq!(DevFd::from(types::Fixed(4)), DevFd::Fixed(4));
+        let stdin = std::io::stdin();
+        use std::os::fd::AsFd;
+        assert_eq!(DevFd::from(stdin.as_fd()), DevFd::Fd(0));
+    }
+}
