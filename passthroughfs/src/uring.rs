@@ -1,10 +1,10 @@
 //! The FUSE-over-io_uring transport, built from `fuse-uring`.
 //!
-//! One thread per queue (one queue per possible CPU), pinned to its CPU, owning its ring and
-//! its [`QueueBuffers`]: register every entry, then loop — wait for completions, answer each
-//! request in place in the entry's payload buffer, COMMIT_AND_FETCH. All completions of one
-//! wait are answered and their SQEs submitted together with the next wait (one syscall per
-//! batch). Nothing is allocated per request: the only copies are the fixed argument (at most
+//! One thread per queue (one queue per possible CPU), pinned to its CPU, owning a
+//! [`fuse_uring::Queue`] (its ring and its buffers): register every entry, then loop — wait for
+//! completions, answer each request in place in the entry's payload buffer, COMMIT_AND_FETCH.
+//! All completions of one wait are answered and their SQEs submitted together with the next
+//! wait (one syscall per batch). Nothing is allocated per request: the only copies are the fixed argument (at most
 //! 128 bytes) and the request's names, which live in the same payload buffer as the reply.
 
 use std::io;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use fuse_kernel_sys as sys;
-use fuse_uring::{QueueBuffers, QueueConfig};
+use fuse_uring::{Queue, QueueBuffers, QueueConfig};
 
 use crate::fs::{Fs, Outcome, Req};
 use crate::stats::Transport;
@@ -99,43 +99,21 @@ fn pin_to_cpu(cpu: u16) {
 fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize) -> io::Result<()> {
     pin_to_cpu(qid);
     let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev.as_fd()))?;
-    let mut ring = fuse_uring::ring_builder().build(DEPTH)?;
-    let (submitter, mut sq, mut cq) = ring.split();
-    let entries = buffers
-        .take_entries()
-        .ok_or_else(|| io::Error::other("entries already taken"))?;
-    for entry in entries {
-        let sqe = entry.register();
-        // SAFETY: `buffers` outlives every command: this function returns only after every
-        // entry came back (`in_kernel == 0`) or leaks `buffers` below; each SQE is pushed
-        // once, unchanged, and its completion is decoded with `buffers`.
-        unsafe { sq.push(&sqe) }.map_err(|_| io::Error::other("ring smaller than the queue"))?;
-    }
-    sq.sync();
+    let ring = fuse_uring::ring_builder().build(DEPTH)?;
+    // The queue owns buffers and ring: no unsafe here, and if it is dropped while the kernel
+    // still holds entries it leaks the buffers instead of unmapping them.
+    let queue = Queue::new(buffers, ring)?;
+    queue.register_all()?;
 
     let mut scratch = vec![0u8; SCRATCH];
-    let mut in_kernel = DEPTH;
     let mut first_error = None;
-    while in_kernel > 0 {
-        match submitter.submit_and_wait(1) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) => {
-                // The kernel may still hold entries: never unmap memory it can write.
-                std::mem::forget(buffers);
-                return Err(e);
-            }
-        }
-        sq.sync();
-        cq.sync();
-        for cqe in &mut cq {
-            let Some(done) = buffers.complete_cqe(&cqe) else {
-                continue;
-            };
+    while queue.in_kernel() > 0 {
+        // Submits the commits of the previous batch and waits for the next requests.
+        queue.wait(None)?;
+        for done in queue.completions() {
             let mut entry = done.entry;
             if let Err(e) = done.result {
                 // Unmounted or aborted (ENOTCONN, ECANCELED), or a real failure.
-                in_kernel -= 1;
                 if !e.is_shutdown() {
                     first_error.get_or_insert(e);
                 }
@@ -169,17 +147,11 @@ fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize) -> io::Result<(
                 // Unreachable with replies bounded by the payload buffer; fail the request.
                 let _ = entry.set_error(libc::EIO);
             }
-            let sqe = entry.commit_and_fetch();
-            // SAFETY: as for REGISTER above.
-            if unsafe { sq.push(&sqe) }.is_err() {
-                // The ring holds DEPTH entries and at most DEPTH commands are pending.
-                std::mem::forget(buffers);
-                return Err(io::Error::other("submission queue full"));
+            if queue.commit_and_fetch(entry).is_err() {
+                return Err(io::Error::other("an entry of another queue came back here"));
             }
         }
-        sq.sync();
     }
-    // Every entry is back: locals drop in reverse order, the ring before the buffers.
     match first_error {
         Some(e) => Err(io::Error::from(e)),
         None => Ok(()),
