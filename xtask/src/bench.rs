@@ -1291,8 +1291,8 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
                 .filter(|(_, c)| c.as_ref().is_some_and(|c| c.error.is_some()))
                 .map(|(w, _)| w.id)
                 .collect();
-            if let Some(e) = &s.error {
-                Some(format!("{} ({e})", s.system.name))
+            if s.error.is_some() {
+                Some(format!("{} (did not run)", s.system.name))
             } else if !bad.is_empty() {
                 Some(format!("{} ({})", s.system.name, bad.join(", ")))
             } else {
@@ -1304,7 +1304,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "bench: finished, but not everything ran: {}",
+            "bench: finished, but not everything ran (see \"Failures and notes\" above): {}",
             failed.join("; ")
         ))
     }
