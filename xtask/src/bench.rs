@@ -357,6 +357,8 @@ pub(crate) struct Cell {
     pub(crate) cpu_ticks: Vec<u64>,
     /// Wall time of each repetition, seconds.
     pub(crate) wall_secs: Vec<f64>,
+    /// Work done per repetition: MiB read (sequential), I/Os (random) or operations.
+    pub(crate) work: Vec<f64>,
     /// Percent of all CPUs used by other processes (and the hypervisor) per repetition.
     pub(crate) other_load: Vec<f64>,
     /// The server's `--stats` counters for the whole workload (warm-up included).
@@ -671,8 +673,9 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
-/// One measurement: the value in the workload's unit.
-type Measure<'a> = dyn FnMut() -> Result<f64, Failure> + 'a;
+/// One measurement: the value in the workload's unit, and the work done (MiB read, I/Os, or
+/// operations), for the server's CPU time per unit of work.
+type Measure<'a> = dyn FnMut() -> Result<(f64, f64), Failure> + 'a;
 
 /// Runs one fio job on `file` and returns MiB/s (sequential) or IOPS (random).
 fn run_fio(
@@ -681,7 +684,7 @@ fn run_fio(
     size: u64,
     w: &Workload,
     plan: &Plan,
-) -> Result<f64, Failure> {
+) -> Result<(f64, f64), Failure> {
     let Kind::Fio {
         rw,
         bs,
@@ -746,13 +749,18 @@ fn run_fio(
             tail(&stderr)
         )));
     }
-    let value = if rw == "randread" {
-        num("jobs.0.read.iops")
+    let (value, work) = if rw == "randread" {
+        (num("jobs.0.read.iops"), num("jobs.0.read.total_ios"))
     } else {
-        num("jobs.0.read.bw_bytes").map(|b| b / f64::from(1 << 20))
+        let mib = |b: f64| b / f64::from(1 << 20);
+        (
+            num("jobs.0.read.bw_bytes").map(mib),
+            num("jobs.0.read.io_bytes").map(mib),
+        )
     };
     value
         .filter(|v| *v > 0.0)
+        .zip(work)
         .ok_or_else(|| Failure::Workload(format!("fio reported no reads: {}", tail(&stderr))))
 }
 
@@ -820,8 +828,9 @@ impl Clients {
         Failure::Workload(format!("client failed: {} {}", line.trim(), tail(&err)))
     }
 
-    /// Starts every client and returns their summed rate (operations per second).
-    fn go(mut self) -> Result<f64, Failure> {
+    /// Starts every client and returns their summed rate (operations per second) and the
+    /// operations done.
+    fn go(mut self) -> Result<(f64, f64), Failure> {
         for child in &mut self.children {
             if let Some(stdin) = child.stdin.as_mut() {
                 let _ = stdin.write_all(b"go\n");
@@ -829,6 +838,7 @@ impl Clients {
             }
         }
         let mut rate = 0.0;
+        let mut total = 0.0;
         for i in 0..self.children.len() {
             let line = self.line(i)?;
             let field = |k: &str| -> Option<f64> {
@@ -841,11 +851,12 @@ impl Clients {
                 return Err(self.fail(i, &line));
             };
             rate += ops / (nanos / 1e9);
+            total += ops;
         }
         for child in &mut self.children {
             let _ = child.wait();
         }
-        Ok(rate)
+        Ok((rate, total))
     }
 }
 
@@ -921,7 +932,7 @@ impl Bench<'_> {
     }
 
     /// One measurement of `w` on the tree at `root`.
-    fn measure(&self, w: &Workload, root: &Path) -> Result<f64, Failure> {
+    fn measure(&self, w: &Workload, root: &Path) -> Result<(f64, f64), Failure> {
         match w.kind {
             Kind::Fio { .. } => run_fio(
                 self.scratch,
@@ -951,12 +962,13 @@ impl Bench<'_> {
             }
             let before = Snapshot::take(server);
             let t = Instant::now();
-            let value = measure()?;
+            let (value, work) = measure()?;
             let wall = t.elapsed().as_secs_f64();
             let after = Snapshot::take(server);
             let other = after.others_share(&before, wall, self.cpus);
             cell.values.push(value);
             cell.wall_secs.push(wall);
+            cell.work.push(work);
             cell.other_load.push(other);
             let mut msg = format!(
                 "{} | {} | rep {}/{}: {} {}",

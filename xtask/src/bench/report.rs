@@ -62,6 +62,15 @@ fn cell_text(run: &Run, sys: &SystemRun, w: &Workload, cell: Option<&Cell>) -> S
     s
 }
 
+/// What the work of `w` is counted in.
+fn work_unit(w: &Workload) -> &'static str {
+    match w.kind {
+        Kind::Fio { rw: "randread", .. } => "I/O",
+        Kind::Fio { .. } => "MiB",
+        Kind::Meta { .. } => "op",
+    }
+}
+
 /// Whether other processes took a noticeable share of the CPUs while `cell` was measured.
 fn busy(cell: &Cell) -> bool {
     super::median(&cell.other_load).is_some_and(|b| b >= BUSY_PERCENT)
@@ -240,8 +249,9 @@ pub(crate) fn markdown(run: &Run) -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "Server CPU time (user+system, all threads, from /proc/<pid>/stat), median per repetition, \
-             and as a share of one CPU over the repetition's wall time:"
+            "Server CPU time (user+system, all threads, from /proc/<pid>/stat): median per repetition, \
+             as a share of one CPU over the repetition's wall time, and per unit of work (MiB read, I/O \
+             or operation; this cost depends little on other load):"
         );
         let _ = writeln!(s);
         let _ = write!(s, "| workload |");
@@ -273,10 +283,17 @@ pub(crate) fn markdown(run: &Run) -> String {
                                 .zip(&c.wall_secs)
                                 .map(|(cpu, wall)| 100.0 * cpu / wall.max(1e-9))
                                 .collect();
+                            let per_unit: Vec<f64> = secs
+                                .iter()
+                                .zip(&c.work)
+                                .map(|(cpu, work)| 1e6 * cpu / work.max(1e-9))
+                                .collect();
                             format!(
-                                "{:.2} s ({:.0}%)",
+                                "{:.2} s ({:.0}%), {:.1} µs/{}",
                                 super::median(&secs).unwrap_or(0.0),
-                                super::median(&share).unwrap_or(0.0)
+                                super::median(&share).unwrap_or(0.0),
+                                super::median(&per_unit).unwrap_or(0.0),
+                                work_unit(w)
                             )
                         },
                     );
@@ -403,6 +420,8 @@ fn cell_json(run: &Run, sys: &SystemRun, w: &Workload, cell: &Cell) -> Json {
             run.ratio(sys.system.name, "native", w.id).into(),
         ),
         ("wall_secs", cell.wall_secs.clone().into()),
+        ("work", cell.work.clone().into()),
+        ("work_unit", work_unit(w).into()),
         ("server_cpu_ticks", cell.cpu_ticks.clone().into()),
         (
             "other_processes_cpu_percent",
