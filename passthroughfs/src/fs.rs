@@ -403,13 +403,7 @@ impl Fs {
             }
             sys::FUSE_FLUSH => Ok(Outcome::Reply(0)),
             sys::FUSE_OPENDIR => {
-                let inode = self.inode(id)?;
-                let dir = rustix::fs::openat(
-                    &inode.fd,
-                    c".",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
+                let dir = self.open_dir(id)?;
                 let mut entries = Vec::new();
                 for entry in rustix::fs::Dir::new(dir)? {
                     let entry = entry?;
@@ -449,14 +443,7 @@ impl Fs {
             }
             sys::FUSE_FSYNCDIR | sys::FUSE_FSYNC => Ok(Outcome::Reply(0)),
             sys::FUSE_STATFS => {
-                let inode = self.inode(u64::from(sys::FUSE_ROOT_ID))?;
-                let dir = rustix::fs::openat(
-                    &inode.fd,
-                    c".",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                let st = rustix::fs::fstatvfs(&dir)?;
+                let st = rustix::fs::fstatvfs(self.open_dir(u64::from(sys::FUSE_ROOT_ID))?)?;
                 Self::put(
                     out,
                     &sys::fuse_statfs_out {
@@ -501,6 +488,17 @@ impl Fs {
             | sys::FUSE_SETLKW => Err(Errno::ROFS),
             _ => Err(Errno::NOSYS),
         }
+    }
+
+    /// Opens directory inode `id` for reading.
+    fn open_dir(&self, id: u64) -> Result<OwnedFd, Errno> {
+        let inode = self.inode(id)?;
+        rustix::fs::openat(
+            &inode.fd,
+            c".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
     }
 
     fn open(&self, id: u64, req: &Req<'_>, out: &mut [u8]) -> Result<Outcome, Errno> {
