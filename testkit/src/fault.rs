@@ -106,6 +106,7 @@ pub fn errno_name(e: &io::Error) -> String {
             let name = match n {
                 libc::ENOTCONN => "ENOTCONN",
                 libc::ECONNABORTED => "ECONNABORTED",
+                libc::ECANCELED => "ECANCELED",
                 libc::ENOENT => "ENOENT",
                 libc::EIO => "EIO",
                 libc::EINTR => "EINTR",
@@ -355,6 +356,7 @@ fn client_loop(
 pub struct Blocked {
     results: mpsc::Receiver<(String, io::Result<u64>)>,
     started: usize,
+    returned: usize,
 }
 
 /// One operation of a [`Blocked`] client.
@@ -403,28 +405,33 @@ impl Blocked {
         Ok(Blocked {
             results: rx,
             started: ops.len(),
+            returned: 0,
         })
     }
 
-    /// Whether any client has already returned (then it was not blocked).
-    pub fn any_returned(&self) -> Option<(String, io::Result<u64>)> {
-        self.results.try_recv().ok()
+    /// A client that has already returned (then it was not blocked), if any.
+    pub fn any_returned(&mut self) -> Option<(String, io::Result<u64>)> {
+        let r = self.results.try_recv().ok()?;
+        self.returned += 1;
+        Some(r)
     }
 
-    /// Waits until every client returned or `timeout` passed; returns the results so far and
-    /// how many clients are still blocked.
-    pub fn collect(self, timeout: Duration) -> (Vec<(String, io::Result<u64>)>, usize) {
+    /// Waits until every client returned or `timeout` passed; returns the results that came
+    /// in during this call and how many clients are still blocked. May be called again.
+    pub fn collect(&mut self, timeout: Duration) -> (Vec<(String, io::Result<u64>)>, usize) {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
-        while out.len() < self.started {
+        while self.returned < self.started {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.results.recv_timeout(left) {
-                Ok(r) => out.push(r),
+                Ok(r) => {
+                    self.returned += 1;
+                    out.push(r);
+                }
                 Err(_) => break,
             }
         }
-        let still = self.started - out.len();
-        (out, still)
+        (out, self.started - self.returned)
     }
 }
 
@@ -473,7 +480,7 @@ mod tests {
             "{report:?}"
         );
 
-        let blocked = Blocked::start(&[
+        let mut blocked = Blocked::start(&[
             Op::Stat(tree.path().join(&tree.files[3].0)),
             Op::Read(tree.path().join(&tree.files[3].0)),
             Op::List(tree.path().join("d0")),
