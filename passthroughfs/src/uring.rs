@@ -96,8 +96,27 @@ fn pin_to_cpu(cpu: u16) {
     let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
+/// Fault injection for the tests (`tests/faults.rs`): with
+/// `PASSTHROUGHFS_FAULT_SHORT_PAYLOAD_QID=<qid>`, that queue's payload buffers are one page
+/// shorter than INIT negotiated, so the kernel refuses its REGISTER (`EINVAL`).
+const FAULT_SHORT_PAYLOAD_QID: &str = "PASSTHROUGHFS_FAULT_SHORT_PAYLOAD_QID";
+
+fn payload_for_queue(qid: u16, payload: usize) -> usize {
+    let faulty = std::env::var(FAULT_SHORT_PAYLOAD_QID)
+        .ok()
+        .and_then(|v| v.parse::<u16>().ok());
+    if faulty == Some(qid) {
+        payload
+            .saturating_sub(4096)
+            .max(fuse_uring::MIN_PAYLOAD_SIZE)
+    } else {
+        payload
+    }
+}
+
 fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize) -> io::Result<()> {
     pin_to_cpu(qid);
+    let payload = payload_for_queue(qid, payload);
     let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev.as_fd()))?;
     let ring = fuse_uring::ring_builder().build(DEPTH)?;
     // The queue owns buffers and ring: no unsafe here, and if it is dropped while the kernel

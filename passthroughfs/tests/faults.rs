@@ -369,3 +369,43 @@ per_transport! {
     the_servers_fds_return_to_their_baseline_once_the_kernel_forgets =>
         fds_back_to_baseline_after_forget_over_dev, fds_back_to_baseline_after_forget_over_uring;
 }
+
+#[test]
+fn register_failing_for_one_queue_ends_the_server_with_a_clear_error() {
+    if !testkit::require_uring() {
+        return;
+    }
+    let setup = Setup::new("fault-register");
+    let queues = fuse_uring::queue_count().expect("possible CPUs");
+    let bad = (queues - 1).to_string();
+    // The example's fault switch: queue `bad` registers payload buffers one page short.
+    let server = ExampleServer::start_with_env(
+        Path::new(BIN),
+        setup.tree.path(),
+        &setup.mountpoint,
+        &["--transport", "uring", "--no-passthrough"],
+        &[("PASSTHROUGHFS_FAULT_SHORT_PAYLOAD_QID", bad.as_str())],
+    )
+    .expect("passthroughfs starts");
+    // Clients keep going while the server notices; none may hang.
+    let load = Load::start(&setup.mountpoint, &setup.tree.files, 3, 64 * 1024).expect("load");
+    wait_exit(&server);
+    let report = load.stop(DEADLINE).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("load: {report:?}");
+    only_unmount_errors(&report);
+    assert_eq!(report.errors.get("corrupt"), None, "{report:?}");
+    assert!(
+        !testkit::is_mount_point(&setup.mountpoint),
+        "mount left behind"
+    );
+    let (ok, _, stderr) = server.stop().expect("reap");
+    eprintln!("{stderr}");
+    assert!(!ok, "the server must fail when a queue cannot register");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("queue {bad}"))
+            && stderr.contains("FUSE_IO_URING_CMD_REGISTER")
+            && stderr.contains("os error 22"),
+        "the error does not say which queue failed and why: {stderr}"
+    );
+}

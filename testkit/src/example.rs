@@ -29,8 +29,21 @@ impl ExampleServer {
         mountpoint: &Path,
         args: &[&str],
     ) -> io::Result<ExampleServer> {
+        Self::start_with_env(binary, source, mountpoint, args, &[])
+    }
+
+    /// [`ExampleServer::start`] with extra environment variables for the child (for example
+    /// the example's fault-injection switches).
+    pub fn start_with_env(
+        binary: &Path,
+        source: &Path,
+        mountpoint: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> io::Result<ExampleServer> {
         let mut child = Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .arg(source)
             .arg(mountpoint)
             .stdin(Stdio::null())
