@@ -2,6 +2,9 @@
 
 mod bench;
 mod demo;
+mod fuzz;
+mod miri;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -24,6 +27,16 @@ commands:
                              dev-served, dev-passthrough, uring-served, uring-passthrough
                              (native is always measured). The source tree is cached in
                              target/bench/source*; delete it to regenerate
+  fuzz [--seconds N | --smoke] [TARGET...]
+                             every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
+                             when missing) for N seconds each (default 60; --smoke: 10, CI),
+                             after replaying fuzz/regressions/; prints runs and corpus sizes
+  miri                       the pure parts of fuse-kernel-sys, fuse-backing and fuse-uring
+                             under Miri (nightly; installs miri and rust-src when missing)
+  soak [--seconds N] [--transport uring|dev] [--passthrough]
+                             load the example (io_uring, passthrough off by default) from 8
+                             byte-verifying clients for N seconds (default 30; needs root);
+                             reports operations, errors (must be 0), server peak memory
   setup                      install and enable what builds and tests need on this machine
                              (libclang-dev when missing, FUSE-over-io_uring when root)
   test                       setup, then the full test suite in both build modes
@@ -41,6 +54,9 @@ fn main() -> ExitCode {
         ["demo"] => demo::demo(&workspace_root()),
         ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
         ["bench-client", rest @ ..] => bench::client_main(rest),
+        ["fuzz", rest @ ..] => fuzz::fuzz(&workspace_root(), rest),
+        ["miri", rest @ ..] => miri::miri(&workspace_root(), rest),
+        ["soak", rest @ ..] => soak::soak(&workspace_root(), rest),
         ["setup"] => setup(),
         ["test"] => test(),
         ["regen-bindings"] => regen_bindings(false),

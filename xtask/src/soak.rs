@@ -1,0 +1,183 @@
+//! `cargo xtask soak [--seconds N] [--transport uring|dev] [--passthrough]`: load the example
+//! server for N seconds (default 30) from 8 client threads doing stat, open, read to the end
+//! with byte verification, and close, over FUSE-over-io_uring with passthrough off unless
+//! told otherwise. Reports operations, errors (must be 0), and the server's peak memory
+//! (`VmHWM`), fds and CPU time; fails on any error, on a client or server that hangs, on a
+//! server that does not exit cleanly, and if the requests did not go through the transport
+//! asked for. Needs root.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use testkit::example::{ExampleServer, stat_value};
+use testkit::fault::{self, Load, SourceTree};
+
+const CLIENTS: usize = 8;
+/// File sizes of the tree: empty, sub-page, page edges, several READs, one large file.
+const SIZES: &[usize] = &[0, 1, 4095, 4096, 4097, 65_536, 200_003, 1_048_583, 3_000_017];
+const FILES: usize = 96;
+
+pub(crate) fn soak(root: &Path, args: &[&str]) -> Result<(), String> {
+    let mut seconds = 30u64;
+    let mut transport = "uring";
+    let mut passthrough = false;
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        match arg {
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&s| s > 0)
+                    .ok_or("--seconds needs a positive number")?;
+            }
+            "--transport" => {
+                transport = match it.next() {
+                    Some(&"uring") => "uring",
+                    Some(&"dev") => "dev",
+                    _ => return Err("--transport needs uring or dev".into()),
+                };
+            }
+            "--passthrough" => passthrough = true,
+            other => return Err(format!("soak: unknown argument {other}")),
+        }
+    }
+    if !testkit::is_root() {
+        return Err("the soak test mounts a FUSE file system: run it as root".into());
+    }
+    crate::setup()?;
+    if transport == "uring" && !testkit::uring_enabled() {
+        return Err(
+            "FUSE-over-io_uring is off: echo Y > /sys/module/fuse/parameters/enable_uring \
+             (or --transport dev)"
+                .into(),
+        );
+    }
+    let binary = build_server(root)?;
+    let tree = SourceTree::create("soak", FILES, SIZES).map_err(|e| e.to_string())?;
+    let mountpoint = testkit::temp_dir("soak-mnt").map_err(|e| e.to_string())?;
+    let result = run(&binary, &tree, &mountpoint, seconds, transport, passthrough);
+    let _ = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::DETACH);
+    let _ = std::fs::remove_dir(&mountpoint);
+    result
+}
+
+fn build_server(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run(std::process::Command::new(&cargo).current_dir(root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "passthroughfs",
+    ]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release").join("passthroughfs"))
+}
+
+fn run(
+    binary: &Path,
+    tree: &SourceTree,
+    mountpoint: &Path,
+    seconds: u64,
+    transport: &str,
+    passthrough: bool,
+) -> Result<(), String> {
+    let mut args = vec!["--transport", transport, "--attr-timeout", "0", "--stats"];
+    if !passthrough {
+        args.push("--no-passthrough");
+    }
+    let server = ExampleServer::start(binary, tree.path(), mountpoint, &args)
+        .map_err(|e| format!("starting the example: {e}"))?;
+    println!("soak: {}", server.ready);
+    if server.ready_field("transport") != Some(transport) {
+        return Err(format!("the server did not use {transport}: {}", server.ready));
+    }
+    let pid = server.pid().ok_or("no server pid")?;
+    let cpu_before = testkit::bench::cpu_ticks(pid).map_err(|e| e.to_string())?;
+    let fds_start = fault::fd_count(pid).unwrap_or(0);
+    let load = Load::start(mountpoint, &tree.files, CLIENTS, 128 * 1024)
+        .map_err(|e| format!("starting the clients: {e}"))?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut peak_rss = 0;
+    let mut peak_fds = fds_start;
+    let mut next_report = started + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        peak_rss = peak_rss.max(fault::status_kib(pid, "VmRSS").unwrap_or(0));
+        peak_fds = peak_fds.max(fault::fd_count(pid).unwrap_or(0));
+        if fault::process_exited(pid) {
+            let _ = load.stop(Duration::from_secs(10));
+            return Err("the server exited during the soak".into());
+        }
+        if !load.all_running() {
+            let _ = load.stop(Duration::from_secs(10));
+            return Err("a client thread ended during the soak".into());
+        }
+        if Instant::now() >= next_report {
+            println!(
+                "soak: {:>4} s, server RSS {} KiB, {} fds",
+                started.elapsed().as_secs(),
+                fault::status_kib(pid, "VmRSS").unwrap_or(0),
+                fault::fd_count(pid).unwrap_or(0)
+            );
+            next_report += Duration::from_secs(10);
+        }
+    }
+    let report = load.stop(Duration::from_secs(30))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let hwm = fault::status_kib(pid, "VmHWM").unwrap_or(0);
+    let cpu = testkit::bench::cpu_ticks(pid)
+        .map(|c| c.since(cpu_before))
+        .unwrap_or_default();
+    let (ok, stats, stderr) = server.stop().map_err(|e| e.to_string())?;
+    let ticks = testkit::bench::clock_ticks_per_second().max(1) as f64;
+    println!(
+        "soak: {elapsed:.1} s over {transport} (passthrough {}), {CLIENTS} clients, {FILES} files",
+        if passthrough { "on" } else { "off" }
+    );
+    println!(
+        "soak: operations: {} ({:.0}/s); rounds (stat+open+read all+close) verified: {}; \
+         bytes verified: {} MiB",
+        report.operations,
+        report.operations as f64 / elapsed,
+        report.rounds,
+        report.bytes >> 20
+    );
+    println!("soak: errors: {} {:?}", report.error_count(), report.errors);
+    println!(
+        "soak: server peak memory: VmHWM {hwm} KiB (max sampled VmRSS {peak_rss} KiB); fds: \
+         {fds_start} at start, {peak_fds} at most; CPU: {:.1} s user, {:.1} s system",
+        cpu.user as f64 / ticks,
+        cpu.system as f64 / ticks
+    );
+    let requests = stat_value(&stats, &format!("{transport}_requests"));
+    println!(
+        "soak: requests through {transport}: {}",
+        requests.map_or_else(|| "?".into(), |n| n.to_string())
+    );
+    let mut problems = Vec::new();
+    if report.error_count() != 0 {
+        problems.push(format!("{} client errors", report.error_count()));
+    }
+    if report.rounds == 0 {
+        problems.push("no verified round".into());
+    }
+    if !ok || stderr.contains("panicked") {
+        problems.push(format!("the server did not exit cleanly: {stderr}"));
+    }
+    if transport == "uring" && stat_value(&stats, "dev_ordinary_requests") != Some(0) {
+        problems.push(format!("requests bypassed the ring:\n{stats}"));
+    }
+    if testkit::is_mount_point(mountpoint) {
+        problems.push("mount left behind".into());
+    }
+    if problems.is_empty() {
+        println!("soak: ok");
+        Ok(())
+    } else {
+        Err(format!("soak failed: {}", problems.join("; ")))
+    }
+}
