@@ -14,7 +14,9 @@ use testkit::fault::{self, Load, SourceTree};
 
 const CLIENTS: usize = 8;
 /// File sizes of the tree: empty, sub-page, page edges, several READs, one large file.
-const SIZES: &[usize] = &[0, 1, 4095, 4096, 4097, 65_536, 200_003, 1_048_583, 3_000_017];
+const SIZES: &[usize] = &[
+    0, 1, 4095, 4096, 4097, 65_536, 200_003, 1_048_583, 3_000_017,
+];
 const FILES: usize = 96;
 
 pub(crate) fn soak(root: &Path, args: &[&str]) -> Result<(), String> {
@@ -92,7 +94,10 @@ fn run(
         .map_err(|e| format!("starting the example: {e}"))?;
     println!("soak: {}", server.ready);
     if server.ready_field("transport") != Some(transport) {
-        return Err(format!("the server did not use {transport}: {}", server.ready));
+        return Err(format!(
+            "the server did not use {transport}: {}",
+            server.ready
+        ));
     }
     let pid = server.pid().ok_or("no server pid")?;
     let cpu_before = testkit::bench::cpu_ticks(pid).map_err(|e| e.to_string())?;
