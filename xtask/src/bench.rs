@@ -206,6 +206,9 @@ pub(crate) struct Plan {
     pub(crate) seq_passes: u32,
     pub(crate) large_mib: u64,
     pub(crate) layout: Layout,
+    /// Seconds the run may spend in all waiting for other processes to leave the CPUs, or
+    /// measuring disturbed repetitions again.
+    pub(crate) patience_secs: f64,
 }
 
 impl Plan {
@@ -223,6 +226,7 @@ impl Plan {
                 seq_passes: 3,
                 large_mib: 1024,
                 layout: full_layout,
+                patience_secs: 150.0,
             },
             Mode::Quick => Plan {
                 mode,
@@ -232,6 +236,7 @@ impl Plan {
                 seq_passes: 2,
                 large_mib: 1024,
                 layout: full_layout,
+                patience_secs: 60.0,
             },
             Mode::Smoke => Plan {
                 mode,
@@ -244,6 +249,7 @@ impl Plan {
                     dirs: 4,
                     files_per_dir: 250,
                 },
+                patience_secs: 15.0,
             },
         }
     }
@@ -264,7 +270,8 @@ impl Plan {
         format!(
             "mode {}: {} repetition(s) per workload; sequential reads: {} whole-file passes of the {} MiB file \
              per repetition, each a fresh open; random reads: {} s{shortened}; metadata loops: {} s; \
-             small files: {}",
+             small files: {}; up to {:.0} s in all spent waiting for other processes to leave \
+             the CPUs or measuring disturbed repetitions again",
             self.mode_name(),
             self.reps,
             self.seq_passes,
@@ -272,6 +279,7 @@ impl Plan {
             self.rand_secs,
             self.meta_secs,
             self.layout.count(),
+            self.patience_secs,
         )
     }
 }
@@ -910,9 +918,14 @@ impl Snapshot {
     }
 }
 
+/// How many times one repetition is measured again when other processes disturbed it.
+const MAX_RETRIES: usize = 2;
+
 /// The context of one run.
 struct Bench<'a> {
     plan: Plan,
+    /// Seconds the run may still spend waiting for a quiet machine or measuring again.
+    patience: std::cell::Cell<f64>,
     cpus: usize,
     source: &'a Source,
     server: Option<&'a Path>,
@@ -956,20 +969,19 @@ impl Bench<'_> {
         cell: &mut Cell,
     ) -> Result<(), Failure> {
         let tck = clock_ticks_per_second() as f64;
-        for rep in 0..self.plan.reps {
+        let mut rep = 0;
+        let mut retries = 0;
+        while rep < self.plan.reps {
             if stop_requested() {
                 return Err(Failure::Stopped);
             }
+            self.wait_quiet();
             let before = Snapshot::take(server);
             let t = Instant::now();
             let (value, work) = measure()?;
             let wall = t.elapsed().as_secs_f64();
             let after = Snapshot::take(server);
             let other = after.others_share(&before, wall, self.cpus);
-            cell.values.push(value);
-            cell.wall_secs.push(wall);
-            cell.work.push(work);
-            cell.other_load.push(other);
             let mut msg = format!(
                 "{} | {} | rep {}/{}: {} {}",
                 sys.name,
@@ -979,22 +991,64 @@ impl Bench<'_> {
                 report::fmt_value(value),
                 w.unit
             );
-            if let (Some(a), Some(b)) = (before.server, after.server) {
-                let ticks = b.saturating_sub(a);
-                cell.cpu_ticks.push(ticks);
+            let ticks = before
+                .server
+                .zip(after.server)
+                .map(|(a, b)| b.saturating_sub(a));
+            if let Some(ticks) = ticks {
                 msg.push_str(&format!(
                     " (server CPU {:.2}s in {wall:.1}s)",
                     ticks as f64 / tck
                 ));
             }
             if other >= BUSY_PERCENT {
-                msg.push_str(&format!(
-                    "; other processes took {other:.0}% of the CPUs: not a quiet machine"
-                ));
+                msg.push_str(&format!("; other processes took {other:.0}% of the CPUs"));
+                if retries < MAX_RETRIES && self.patience.get() > 0.0 {
+                    retries += 1;
+                    self.patience.set(self.patience.get() - wall);
+                    self.progress
+                        .say(&format!("{msg}: discarded, measuring again"));
+                    continue;
+                }
+                msg.push_str(": kept, flagged (~)");
             }
+            cell.values.push(value);
+            cell.wall_secs.push(wall);
+            cell.work.push(work);
+            cell.other_load.push(other);
+            cell.cpu_ticks.extend(ticks);
             self.progress.say(&msg);
+            rep += 1;
+            retries = 0;
         }
         Ok(())
+    }
+
+    /// Waits (within the run's patience) until other processes leave the CPUs alone.
+    fn wait_quiet(&self) {
+        const STEP: f64 = 0.25;
+        let start = Instant::now();
+        let mut said = false;
+        while self.patience.get() > 0.0 && !stop_requested() {
+            let before = machine_ticks().unwrap_or_default();
+            std::thread::sleep(Duration::from_secs_f64(STEP));
+            let after = machine_ticks().unwrap_or_default();
+            let used = (after.busy + after.steal).saturating_sub(before.busy + before.steal);
+            let share =
+                100.0 * used as f64 / (STEP * self.cpus as f64 * clock_ticks_per_second() as f64);
+            if share < BUSY_PERCENT / 2.0 {
+                break;
+            }
+            self.patience.set(self.patience.get() - STEP);
+            if !said && start.elapsed() > Duration::from_secs(1) {
+                self.progress.say(&format!(
+                    "waiting for other processes to leave the CPUs (they use {share:.0}%; \
+                     patience left {:.0}s)",
+                    self.patience.get()
+                ));
+                said = true;
+            }
+        }
     }
 
     /// Runs workload `w` on the native source.
@@ -1193,6 +1247,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
     let scratch = Scratch::new()?;
     let ctx = Bench {
         plan,
+        patience: std::cell::Cell::new(plan.patience_secs),
         cpus: machine.cpus,
         source: &source,
         server: server.as_deref(),
