@@ -13,7 +13,8 @@
 //!   Miri cannot emulate the system calls they exist to test: tests that create io_uring
 //!   rings (`queue::tests`, `ring_builder_rings_have_sqe128`: `io_uring_setup`) and those
 //!   that measure residency (`lazy_allocation...`, `prefault_options...`: `mincore`,
-//!   `MAP_POPULATE`, `madvise`).
+//!   `MAP_POPULATE`, `madvise`). Also skipped: `cpu_lists_parse`, plain string parsing without
+//!   `unsafe` that takes over two minutes under Miri (a 65536-CPU list).
 //!   Under Tree Borrows: io-uring 0.7.15's `UringCmd80::build` writes the command area
 //!   through a reference to a zero-length array, which the stricter Stacked Borrows model
 //!   rejects (in io-uring's code, not ours).
@@ -54,6 +55,8 @@ const RUNS: &[Run] = &[
             "ring_builder_rings_have_sqe128",
             "lazy_allocation_touches_only_the_slot_records",
             "prefault_options_make_memory_resident",
+            // 134 s under Miri (a 65536-CPU list), string parsing without unsafe code.
+            "cpu_lists_parse",
         ],
     },
     Run {
