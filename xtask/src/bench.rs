@@ -958,20 +958,20 @@ impl Bench<'_> {
         }
     }
 
-    /// Runs the repetitions of `w`, sampling the server's CPU time (`server`: its pid) and
-    /// the machine's around each.
-    fn repeat(
+    /// Runs repetition `rep` of `w`, sampling the server's CPU time (`server`: its pid) and
+    /// the machine's around it; measures again (within the patience) if others disturbed it.
+    fn measure_rep(
         &self,
         sys: System,
         w: &Workload,
+        rep: usize,
         measure: &mut Measure<'_>,
         server: Option<u32>,
         cell: &mut Cell,
     ) -> Result<(), Failure> {
         let tck = clock_ticks_per_second() as f64;
-        let mut rep = 0;
         let mut retries = 0;
-        while rep < self.plan.reps {
+        loop {
             if stop_requested() {
                 return Err(Failure::Stopped);
             }
@@ -1018,10 +1018,8 @@ impl Bench<'_> {
             cell.other_load.push(other);
             cell.cpu_ticks.extend(ticks);
             self.progress.say(&msg);
-            rep += 1;
-            retries = 0;
+            return Ok(());
         }
-        Ok(())
     }
 
     /// Waits (within the run's patience) until other processes leave the CPUs alone.
@@ -1051,23 +1049,29 @@ impl Bench<'_> {
         }
     }
 
-    /// Runs workload `w` on the native source.
-    fn native(&self, w: &Workload) -> Result<Cell, Failure> {
-        let mut cell = Cell::default();
+    /// Runs repetition `rep` of workload `w` on the native source.
+    fn native(&self, w: &Workload, rep: usize, cell: &mut Cell) -> Result<(), Failure> {
         self.warm(w)?;
         let root = self.source.root.clone();
-        self.repeat(
+        self.measure_rep(
             SYSTEMS[0],
             w,
+            rep,
             &mut || self.measure(w, &root),
             None,
-            &mut cell,
-        )?;
-        Ok(cell)
+            cell,
+        )
     }
 
-    /// Runs workload `w` on a fresh mount of the example as system `sys`.
-    fn mounted(&self, sys: System, w: &Workload, run: &mut SystemRun) -> Result<Cell, Failure> {
+    /// Runs repetition `rep` of workload `w` on a fresh mount of the example as system `sys`.
+    /// Returns the server's ready line and the mount's options.
+    fn mounted(
+        &self,
+        sys: System,
+        w: &Workload,
+        rep: usize,
+        cell: &mut Cell,
+    ) -> Result<(String, Option<String>), Failure> {
         let binary = self
             .server
             .ok_or_else(|| Failure::System("the example server was not built".into()))?;
@@ -1085,23 +1089,14 @@ impl Bench<'_> {
                 server.ready
             )));
         }
-        if run.ready.is_none() {
-            run.ready = Some(server.ready.clone());
-            run.mount_options = mount_options(mnt);
-            self.progress.say(&format!(
-                "{}: mounted: {}; mount: {}",
-                sys.name,
-                server.ready,
-                run.mount_options.as_deref().unwrap_or("?")
-            ));
-        }
-        let mut cell = Cell::default();
-        let measured = self.repeat(
+        let mounted = (server.ready.clone(), mount_options(mnt));
+        let measured = self.measure_rep(
             sys,
             w,
+            rep,
             &mut || self.measure(w, mnt),
             server.pid(),
-            &mut cell,
+            cell,
         );
         let stopped = server.stop();
         if testkit::is_mount_point(mnt) {
@@ -1112,18 +1107,20 @@ impl Bench<'_> {
         measured?;
         match stopped {
             Ok((true, stats, _)) => {
-                cell.stats = parse_stats(&stats);
-                self.check_stats(sys, w, &mut cell);
+                for (k, v) in parse_stats(&stats) {
+                    match cell.stats.iter_mut().find(|(key, _)| *key == k) {
+                        Some((_, sum)) => *sum += v,
+                        None => cell.stats.push((k, v)),
+                    }
+                }
+                Ok(mounted)
             }
-            Ok((false, _, stderr)) => {
-                return Err(Failure::Workload(format!(
-                    "the server exited with an error: {}",
-                    tail(&stderr)
-                )));
-            }
-            Err(e) => return Err(Failure::Workload(format!("stopping the server: {e}"))),
+            Ok((false, _, stderr)) => Err(Failure::Workload(format!(
+                "the server exited with an error: {}",
+                tail(&stderr)
+            ))),
+            Err(e) => Err(Failure::Workload(format!("stopping the server: {e}"))),
         }
-        Ok(cell)
     }
 
     /// Notes where the server's counters contradict what the system is meant to be.
@@ -1254,60 +1251,81 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
         scratch: &scratch,
         progress: &progress,
     };
-    let mut runs = Vec::new();
-    let mut stopped = false;
-    for &sys in &opts.systems {
-        let mut run = SystemRun {
+    let mut runs: Vec<SystemRun> = opts
+        .systems
+        .iter()
+        .map(|&sys| SystemRun {
             system: sys,
-            error: None,
+            error: sys.transport.and(build_error.clone()),
             ready: None,
             mount_options: None,
             cells: vec![None; WORKLOADS.len()],
-        };
-        if sys.transport.is_some() {
-            if let Some(e) = &build_error {
-                run.error = Some(e.clone());
-                progress.say(&format!("{}: FAILED: {e}", sys.name));
-                runs.push(run);
+        })
+        .collect();
+    for run in &runs {
+        if let Some(e) = &run.error {
+            progress.say(&format!("{}: FAILED: {e}", run.system.name));
+        }
+    }
+    // Rounds: every system runs every workload once per round, so that a slow drift of the
+    // machine (other guests, page cache reclaim) weighs on all systems alike.
+    let mut stopped = false;
+    'rounds: for rep in 0..plan.reps {
+        for run in &mut runs {
+            if run.error.is_some() {
                 continue;
             }
-        }
-        progress.say(&format!("{}: starting", sys.name));
-        for (i, w) in WORKLOADS.iter().enumerate() {
-            if stop_requested() {
-                stopped = true;
-                break;
-            }
-            let result = if sys.transport.is_none() {
-                ctx.native(w)
-            } else {
-                ctx.mounted(sys, w, &mut run)
-            };
-            match result {
-                Ok(cell) => run.cells[i] = Some(cell),
-                Err(Failure::Stopped) => {
+            let sys = run.system;
+            progress.say(&format!("{}: round {}/{}", sys.name, rep + 1, plan.reps));
+            for (i, w) in WORKLOADS.iter().enumerate() {
+                if stop_requested() {
                     stopped = true;
-                    break;
+                    break 'rounds;
                 }
-                Err(Failure::System(e)) => {
-                    let e = one_line(&e);
-                    progress.say(&format!("{}: FAILED: {e}", sys.name));
-                    run.error = Some(e);
-                    break;
+                let cell = run.cells[i].get_or_insert_with(Cell::default);
+                if cell.error.is_some() {
+                    continue;
                 }
-                Err(Failure::Workload(e)) => {
-                    let e = one_line(&e);
-                    progress.say(&format!("{} | {} | FAILED: {e}", sys.name, w.id));
-                    run.cells[i] = Some(Cell {
-                        error: Some(e),
-                        ..Cell::default()
-                    });
+                let result = if sys.transport.is_none() {
+                    ctx.native(w, rep, cell).map(|()| None)
+                } else {
+                    ctx.mounted(sys, w, rep, cell).map(Some)
+                };
+                match result {
+                    Ok(Some((ready, opts))) if run.ready.is_none() => {
+                        progress.say(&format!(
+                            "{}: mounted: {ready}; mount: {}",
+                            sys.name,
+                            opts.as_deref().unwrap_or("?")
+                        ));
+                        run.ready = Some(ready);
+                        run.mount_options = opts;
+                    }
+                    Ok(_) => {}
+                    Err(Failure::Stopped) => {
+                        stopped = true;
+                        break 'rounds;
+                    }
+                    Err(Failure::System(e)) => {
+                        let e = one_line(&e);
+                        progress.say(&format!("{}: FAILED: {e}", sys.name));
+                        run.error = Some(e);
+                        break;
+                    }
+                    Err(Failure::Workload(e)) => {
+                        let e = one_line(&e);
+                        progress.say(&format!("{} | {} | FAILED: {e}", sys.name, w.id));
+                        cell.error = Some(e);
+                    }
                 }
             }
         }
-        runs.push(run);
-        if stopped {
-            break;
+    }
+    for run in &mut runs {
+        for (w, cell) in WORKLOADS.iter().zip(&mut run.cells) {
+            if let Some(cell) = cell {
+                ctx.check_stats(run.system, w, cell);
+            }
         }
     }
     let left_mounted = testkit::is_mount_point(&scratch.mnt);

@@ -6,6 +6,15 @@ use std::fmt::Write as _;
 use super::json::{Json, obj};
 use super::{BUSY_PERCENT, Cell, Kind, Run, SystemRun, WORKLOADS, Workload};
 
+/// A ratio: two decimals, three below 0.1 (so that small ratios stay distinguishable).
+pub(crate) fn fmt_ratio(r: f64) -> String {
+    if r < 0.1 {
+        format!("{r:.3}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
 /// A number with as many digits as it deserves.
 pub(crate) fn fmt_value(v: f64) -> String {
     if v >= 100.0 {
@@ -38,7 +47,11 @@ fn cell_text(run: &Run, sys: &SystemRun, w: &Workload, cell: Option<&Cell>) -> S
         return "failed".into();
     }
     let Some(m) = cell.median() else {
-        return "-".into();
+        return if sys.error.is_some() {
+            "failed".into()
+        } else {
+            "-".into()
+        };
     };
     let mut s = fmt_value(m);
     if cell.values.len() > 1 {
@@ -48,7 +61,7 @@ fn cell_text(run: &Run, sys: &SystemRun, w: &Workload, cell: Option<&Cell>) -> S
     if sys.system.transport.is_some() {
         match run.ratio(sys.system.name, "native", w.id) {
             Some(r) => {
-                let _ = write!(s, " **{r:.2}x**");
+                let _ = write!(s, " **{}x**", fmt_ratio(r));
             }
             None => s.push_str(" (no native)"),
         }
@@ -350,8 +363,9 @@ pub(crate) fn markdown(run: &Run) -> String {
             (Some(r), _) => {
                 let _ = writeln!(
                     s,
-                    "- {}: {r:.2}x, **{}**{}",
+                    "- {}: {}x, **{}**{}",
                     t.what,
+                    fmt_ratio(r),
                     t.verdict(),
                     if t.busy {
                         " (~: measured on a busy machine)"
@@ -575,18 +589,25 @@ pub(crate) fn svg(run: &Run) -> String {
                 .collect()
         })
         .collect();
-    let top = ratios
+    // Logarithmic axis: metadata ratios are around 0.01, data ratios around 1, and both
+    // must be readable. Decades from the smallest ratio (at most 0.001) to the largest.
+    let known: Vec<f64> = ratios.iter().flatten().flatten().copied().collect();
+    let lo_exp = known
         .iter()
-        .flatten()
-        .flatten()
-        .fold(1.2f64, |a, &b| a.max(b * 1.1));
-    let top = (top * 5.0).ceil() / 5.0;
+        .fold(0.0f64, |a, &b| a.min(b.max(1e-3).log10().floor()));
+    let hi_exp = known
+        .iter()
+        .fold(1.0f64, |a, &b| a.max((b * 1.2).log10().ceil()));
+    let (bottom_r, top) = (10f64.powf(lo_exp), 10f64.powf(hi_exp));
     let (left, right, top_pad, bottom) = (60.0, 20.0, 70.0, 90.0);
     let group_w = 120.0;
     let width = left + right + group_w * WORKLOADS.len() as f64;
     let height = 420.0;
     let plot_h = height - top_pad - bottom;
-    let y = |r: f64| top_pad + plot_h * (1.0 - r / top);
+    let y = |r: f64| {
+        let r = r.clamp(bottom_r, top);
+        top_pad + plot_h * (top.log10() - r.log10()) / (top.log10() - bottom_r.log10())
+    };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -594,7 +615,7 @@ pub(crate) fn svg(run: &Run) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="18" font-size="14" font-weight="bold">Ratio to native (higher is better): {}</text>"#,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="18" font-size="14" font-weight="bold">Ratio to native, log scale (higher is better): {}</text>"#,
         xml_escape(&run.command)
     );
     let _ = writeln!(
@@ -615,17 +636,18 @@ pub(crate) fn svg(run: &Run) -> String {
         );
     }
     // Axis and grid.
-    let mut tick = 0.0;
-    while tick <= top + 1e-9 {
+    let mut exp = lo_exp;
+    while exp <= hi_exp + 1e-9 {
+        let tick = 10f64.powf(exp);
         let yy = y(tick);
         let _ = writeln!(
             s,
-            r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{tick:.1}</text>"##,
+            r##"<line x1="{left}" x2="{:.1}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{tick}</text>"##,
             width - right,
             left - 6.0,
             yy + 4.0
         );
-        tick += if top > 3.0 { 0.5 } else { 0.2 };
+        exp += 1.0;
     }
     let yy = y(1.0);
     let _ = writeln!(
@@ -643,17 +665,19 @@ pub(crate) fn svg(run: &Run) -> String {
             let x = gx + bar_w * i as f64;
             match r {
                 Some(r) => {
-                    let (y0, y1) = (y(*r), y(0.0));
+                    let (y0, y1) = (y(*r), y(bottom_r));
                     let _ = writeln!(
                         s,
-                        r#"<rect x="{x:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {r:.2}x</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{r:.2}</text>"#,
+                        r#"<rect x="{x:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {}x</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
                         bar_w - 2.0,
                         (y1 - y0).max(0.0),
                         COLORS[i % COLORS.len()],
                         mounted[i].system.name,
                         w.id,
+                        fmt_ratio(*r),
                         x + bar_w / 2.0 - 1.0,
-                        y0 - 3.0
+                        y0 - 3.0,
+                        fmt_ratio(*r),
                     );
                 }
                 None => {
@@ -661,7 +685,7 @@ pub(crate) fn svg(run: &Run) -> String {
                         s,
                         r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9" fill="#999">n/a</text>"##,
                         x + bar_w / 2.0 - 1.0,
-                        y(0.0) - 3.0
+                        y(bottom_r) - 3.0
                     );
                 }
             }
@@ -670,7 +694,7 @@ pub(crate) fn svg(run: &Run) -> String {
         let _ = writeln!(
             s,
             r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            y(0.0) + 16.0,
+            y(bottom_r) + 16.0,
             w.id
         );
     }
@@ -678,9 +702,108 @@ pub(crate) fn svg(run: &Run) -> String {
         s,
         r##"<line x1="{left}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#000"/>"##,
         width - right,
-        y(0.0),
-        y(0.0)
+        y(bottom_r),
+        y(bottom_r)
     );
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Machine, Mode, Plan, SYSTEMS, SystemRun};
+    use super::*;
+
+    /// A run with made-up numbers: native, two mounted systems, one failed system.
+    fn sample() -> Run {
+        let cell = |values: &[f64]| Cell {
+            values: values.to_vec(),
+            cpu_ticks: vec![10; values.len()],
+            wall_secs: vec![2.0; values.len()],
+            work: vec![1000.0; values.len()],
+            other_load: vec![0.0; values.len()],
+            ..Cell::default()
+        };
+        let system = |i: usize, scale: f64, error: Option<&str>| SystemRun {
+            system: SYSTEMS[i],
+            error: error.map(str::to_owned),
+            ready: None,
+            mount_options: Some("rw".into()),
+            cells: if error.is_some() {
+                vec![None; WORKLOADS.len()]
+            } else {
+                WORKLOADS
+                    .iter()
+                    .map(|w| {
+                        let base = if matches!(w.kind, Kind::Meta { .. }) && i > 0 {
+                            1000.0 * scale / 50.0
+                        } else {
+                            1000.0 * scale
+                        };
+                        Some(cell(&[base, base * 1.1, base * 0.9]))
+                    })
+                    .collect()
+            },
+        };
+        Run {
+            plan: Plan::new(Mode::Full),
+            command: "cargo xtask bench".into(),
+            date: "2026-01-01 00:00 UTC".into(),
+            machine: Machine {
+                kernel: "6.18".into(),
+                cpus: 2,
+                cpu_model: "test".into(),
+                mem_gib: 1.0,
+                fs: "ext4".into(),
+                loadavg: "0.00".into(),
+            },
+            source: None,
+            clk_tck: 100,
+            systems: vec![
+                system(0, 1.0, None),
+                system(1, 0.5, None),
+                system(2, 0.97, None),
+                system(3, 1.0, Some("failed to start: ENOSYS")),
+            ],
+            total_secs: 1.0,
+        }
+    }
+
+    #[test]
+    fn markdown_has_values_ratios_and_verdicts() {
+        let run = sample();
+        let md = markdown(&run);
+        assert!(md.contains("| workload | native | dev-served | dev-passthrough | uring-served |"));
+        assert!(md.contains("1000 [900-1100]"), "{md}");
+        assert!(md.contains("500 [450-550] **0.50x**"), "{md}");
+        assert!(md.contains("**0.010x**"), "{md}");
+        assert!(
+            md.contains("dev-passthrough: sequential read (warm) >= 0.95x native: 0.97x, **met**")
+        );
+        assert!(md.contains("dev-passthrough: rand-read-4k-1job >= 0.9x native: 0.97x, **met**"));
+        assert!(md.contains("uring-served did not run"), "{md}");
+        assert!(md.contains("uring-served: did not run: failed to start: ENOSYS"));
+        assert!(!md.contains("not quiet"));
+    }
+
+    #[test]
+    fn json_and_svg_are_well_formed() {
+        let run = sample();
+        let mut text = String::new();
+        json(&run).write(&mut text, 0);
+        let parsed = Json::parse(&text).unwrap();
+        assert_eq!(
+            parsed
+                .path("results.7.ratio_to_native")
+                .and_then(Json::as_f64),
+            Some(0.5)
+        );
+        let svg = svg(&run);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Background, 3 legend boxes, a bar per workload for the 2 mounted systems that ran.
+        assert_eq!(svg.matches("<rect").count(), 1 + 3 + 2 * WORKLOADS.len());
+        if let Ok(path) = std::env::var("BENCH_SVG_SAMPLE") {
+            std::fs::write(path, &svg).unwrap();
+        }
+    }
 }
