@@ -65,5 +65,7 @@ fn a_leaking_test_fails_the_check() {
     let e = testkit::leak::run_isolated("leaks_on_purpose").expect_err("the leak is caught");
     assert!(e.contains("failed"), "{e}");
     assert!(e.contains("new fd") && e.contains("/status"), "{e}");
-    assert!(e.contains("r--p 20 KiB (anonymous)"), "{e}");
+    if !testkit::leak::fds_only() {
+        assert!(e.contains("r--p 20 KiB (anonymous)"), "{e}");
+    }
 }
