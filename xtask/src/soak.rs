@@ -100,6 +100,8 @@ fn run(
         ));
     }
     let pid = server.pid().ok_or("no server pid")?;
+    // A first answered request: every queue thread has its ring by now.
+    std::fs::metadata(mountpoint).map_err(|e| format!("stat of the mount: {e}"))?;
     let cpu_before = testkit::bench::cpu_ticks(pid).map_err(|e| e.to_string())?;
     let fds_start = fault::fd_count(pid).unwrap_or(0);
     let load = Load::start(mountpoint, &tree.files, CLIENTS, 128 * 1024)
