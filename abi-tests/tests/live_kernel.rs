@@ -20,6 +20,9 @@ fn kernel_init_and_getattr_decode_with_our_layouts() {
     if !testkit::require_kernel() {
         return;
     }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     // Declared after `dev`, so dropped (unmounted) first, on success and on panic alike.
     let mount = Mount::new(dev.as_fd(), "").expect("mount(2) of a FUSE file system");
