@@ -439,10 +439,13 @@ impl QueueBuffers {
             Command::Register
         };
         let result = if result < 0 {
-            Err(CmdError::new(
-                command,
-                Errno::from_raw_os_error(result.saturating_neg()),
-            ))
+            // The kernel's errors are -4095..=-1; anything else in a CQE is not an errno
+            // (rustix refuses to build one from it) and is reported as EIO.
+            let errno = match result.checked_neg() {
+                Some(e @ 1..=4095) => Errno::from_raw_os_error(e),
+                _ => Errno::IO,
+            };
+            Err(CmdError::new(command, errno))
         } else {
             Ok(())
         };

@@ -132,7 +132,6 @@ fn accessors_stay_inside_the_entry_whatever_the_header_says() {
 /// fuzz/regressions/ring_entry/): a completion result below -4095 made `complete` panic in
 /// rustix's `Errno::from_raw_os_error` (linux_raw backend asserts 1..=4095).
 #[test]
-#[ignore = "fails until fuse-uring's QueueBuffers::complete maps results below -4095 to an error instead of panicking (reported to the fuse-uring author)"]
 fn a_completion_result_below_minus_4095_is_an_error_not_a_panic() {
     let buffers = buffers();
     let mut entries = buffers.take_entries().expect("fresh");
@@ -140,6 +139,7 @@ fn a_completion_result_below_minus_4095_is_an_error_not_a_panic() {
         let user_data = submit(entries.next().expect("entry"), false);
         // SAFETY: as above: our own SQE's user_data, decoded once.
         let done = unsafe { buffers.complete(user_data, result) }.expect("ours");
-        assert!(done.result.is_err(), "result {result}");
+        let err = done.result.expect_err("a negative result is an error");
+        assert_eq!(err.raw_os_error(), libc::EIO, "result {result}");
     }
 }

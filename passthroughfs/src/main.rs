@@ -293,6 +293,12 @@ fn run(args: Args) -> Result<(), Fatal> {
     match args.transport {
         TransportChoice::Dev => {}
         TransportChoice::Uring | TransportChoice::Auto if !uring_offered => {
+            if args.transport == TransportChoice::Auto {
+                eprintln!(
+                    "passthroughfs: FUSE-over-io_uring is not offered by the kernel, using /dev/fuse \
+                     (to enable it, as root: echo Y > /sys/module/fuse/parameters/enable_uring)"
+                );
+            }
             if args.transport == TransportChoice::Uring {
                 return Err(Fatal(
                     "the kernel does not offer FUSE-over-io_uring: it needs Linux 6.14+ with \
