@@ -243,12 +243,26 @@ impl Fs {
     /// Looks `name` up in `parent`, counting one kernel reference on success.
     fn do_lookup(&self, parent: u64, name: &[u8]) -> Result<sys::fuse_entry_out, Errno> {
         let dir = self.inode(parent)?;
+        // A stat by name first: an inode the kernel already knows needs no new O_PATH fd.
+        let st = rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let known = {
+            let tables = self.tables();
+            tables.by_key.get(&(st.st_dev, st.st_ino)).and_then(|id| {
+                let inode = tables.inodes.get(id)?;
+                inode.nlookup.fetch_add(1, Ordering::Relaxed);
+                Some(*id)
+            })
+        };
+        if let Some(id) = known {
+            return Ok(self.entry_out(id, &st));
+        }
         let fd = rustix::fs::openat(
             &dir.fd,
             name,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        // Stat the opened object itself: the name may have been replaced in between.
         let st = rustix::fs::statat(&fd, c"", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW)?;
         let key = (st.st_dev, st.st_ino);
         let mut tables = self.tables();

@@ -44,6 +44,9 @@ options:
                               the source files directly (passthrough needs Linux 6.9+ and root)
   --attr-timeout SECONDS      how long the kernel may cache attributes and names (default 1;
                               0 asks the server every time)
+  --pin-queues                pin the io_uring thread of queue N to CPU N (the kernel queues
+                              a request on the queue of the CPU its caller runs on); off by
+                              default: with few CPUs, caller and server then share one CPU
   --threads N                 worker threads of the dev transport (default: possible CPUs)
   --stats                     on exit, print request counts by opcode and transport, and how
                               many opens went through passthrough
@@ -69,6 +72,7 @@ struct Args {
     passthrough: bool,
     attr_timeout: Duration,
     threads: Option<usize>,
+    pin_queues: bool,
     stats: bool,
 }
 
@@ -91,6 +95,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
         passthrough: true,
         attr_timeout: Duration::from_secs(1),
         threads: None,
+        pin_queues: false,
         stats: false,
     };
     let mut it = std::env::args_os().skip(1);
@@ -137,6 +142,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
                 );
             }
             Some("--stats") => args.stats = true,
+            Some("--pin-queues") => args.pin_queues = true,
             Some(s) if s.starts_with('-') => {
                 return Err(Fatal(format!("unknown option {s} (see --help)")));
             }
@@ -245,6 +251,14 @@ fn block_stop_signals() -> libc::sigset_t {
     set
 }
 
+/// Raises the mount's readahead to 1 MiB (the kernel's default is 128 KiB; the INIT reply can
+/// only lower it): served sequential reads then come in larger READs. Best effort.
+fn raise_readahead(mount: &testkit::Mount) {
+    if let Some(n) = mount.connection() {
+        let _ = std::fs::write(format!("/sys/class/bdi/0:{n}/read_ahead_kb"), "1024");
+    }
+}
+
 /// Wakes the main thread (a worker ended or failed).
 fn wake_main() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1);
@@ -261,11 +275,14 @@ fn run(args: Args) -> Result<(), Fatal> {
 
     let dev =
         Arc::new(testkit::open_dev().map_err(|e| Fatal(format!("cannot open /dev/fuse: {e}")))?);
-    let mut mount = testkit::Mount::at(
+    // Read-only: a mirror takes no writes, and the kernel then also skips the atime update
+    // it would otherwise mark after every passthrough read.
+    let mut mount = testkit::Mount::at_with_flags(
         dev.as_fd(),
         &args.mountpoint,
         "passthroughfs",
         "default_permissions",
+        rustix::mount::MountFlags::RDONLY,
     )
     .map_err(|e| match e.raw_os_error() {
         Some(libc::EPERM) => Fatal("mount: not permitted; run as root".into()),
@@ -356,6 +373,7 @@ fn run(args: Args) -> Result<(), Fatal> {
         0,
         &[testkit::bytes_of(&negotiated.init_out)],
     )?;
+    raise_readahead(&mount);
     let payload = uring::payload_size(&negotiated.init_out);
     let buffer_size = payload + 4096;
 
@@ -363,7 +381,13 @@ fn run(args: Args) -> Result<(), Fatal> {
     // then the /dev/fuse workers (all requests without io_uring; FORGET/INTERRUPT with it).
     let mut workers = Vec::new();
     let transport = if let Some(rings) = rings.take() {
-        workers.extend(rings.start(fs.clone(), dev.clone(), payload, wake_main)?);
+        workers.extend(rings.start(
+            fs.clone(),
+            dev.clone(),
+            payload,
+            args.pin_queues,
+            wake_main,
+        )?);
         "uring"
     } else {
         "dev"

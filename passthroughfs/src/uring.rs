@@ -1,6 +1,6 @@
 //! The FUSE-over-io_uring transport, built from `fuse-uring`.
 //!
-//! One thread per queue (one queue per possible CPU), pinned to its CPU, owning a
+//! One thread per queue (one queue per possible CPU; `--pin-queues` pins it to its CPU), owning a
 //! [`fuse_uring::Queue`] (its ring and its buffers): register every entry, then loop — wait for
 //! completions, answer each request in place in the entry's payload buffer, COMMIT_AND_FETCH.
 //! All completions of one wait are answered and their SQEs submitted together with the next
@@ -59,12 +59,16 @@ impl Rings {
     }
 
     /// Starts one thread per queue; each registers its entries and serves until unmount.
+    /// With `pin`, the thread of queue `q` runs only on CPU `q` (where the kernel queues the
+    /// requests of that CPU's tasks): local, but on a machine with few CPUs the client and
+    /// its server thread then take turns on one CPU, so it is off by default.
     /// `wake` is called when a thread ends.
     pub fn start(
         self,
         fs: Arc<Fs>,
         dev: Arc<OwnedFd>,
         payload: usize,
+        pin: bool,
         wake: fn(),
     ) -> io::Result<Vec<JoinHandle<Result<(), String>>>> {
         let mut threads = Vec::with_capacity(self.queues.len());
@@ -75,7 +79,7 @@ impl Rings {
                 std::thread::Builder::new()
                     .name(format!("fuse-uring-{qid}"))
                     .spawn(move || {
-                        let r = serve_queue(&fs, &dev, qid, payload)
+                        let r = serve_queue(&fs, &dev, qid, payload, pin)
                             .map_err(|e| format!("queue {qid}: {e}"));
                         if let Err(e) = &r {
                             eprintln!("passthroughfs: io_uring {e}");
@@ -114,8 +118,10 @@ fn payload_for_queue(qid: u16, payload: usize) -> usize {
     }
 }
 
-fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize) -> io::Result<()> {
-    pin_to_cpu(qid);
+fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize, pin: bool) -> io::Result<()> {
+    if pin {
+        pin_to_cpu(qid);
+    }
     let payload = payload_for_queue(qid, payload);
     let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev.as_fd()))?;
     let ring = fuse_uring::ring_builder().build(DEPTH)?;

@@ -152,6 +152,24 @@ impl Mount {
         subtype: &str,
         extra_options: &str,
     ) -> io::Result<Mount> {
+        Self::at_with_flags(
+            dev,
+            path,
+            subtype,
+            extra_options,
+            rustix::mount::MountFlags::empty(),
+        )
+    }
+
+    /// [`Mount::at`] with extra `mount(2)` flags (for example `MountFlags::RDONLY`) besides the
+    /// `NOSUID | NODEV` it always uses.
+    pub fn at_with_flags(
+        dev: BorrowedFd<'_>,
+        path: &Path,
+        subtype: &str,
+        extra_options: &str,
+        flags: rustix::mount::MountFlags,
+    ) -> io::Result<Mount> {
         let mut data = format!(
             "fd={},rootmode=40000,user_id={},group_id={},allow_other",
             dev.as_raw_fd(),
@@ -167,7 +185,7 @@ impl Mount {
             subtype,
             path,
             format!("fuse.{subtype}").as_str(),
-            rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
+            rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV | flags,
             data.as_c_str(),
         )?;
         let connection = connection_of(path);
