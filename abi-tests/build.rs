@@ -17,6 +17,7 @@
 //!   with `fuse_kernel.h`; the items it has and ours lacks are listed for the test to judge;
 //! - `sqe`: the `struct io_uring_sqe` fields fuse-uring writes, from `<linux/io_uring.h>`.
 
+use build_support::{is_ident, strip_comments};
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
 use std::fmt::Write as _;
@@ -313,34 +314,6 @@ impl CField {
     fn is_integer(&self) -> bool {
         self.array.is_none() && !self.ty.starts_with("struct ") && !self.ty.starts_with("union ")
     }
-}
-
-/// Removes `/* ... */` and `// ...` comments and joins continued lines.
-fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("/*") {
-        out.push_str(&rest[..start]);
-        match rest[start + 2..].find("*/") {
-            Some(end) => {
-                out.extend(rest[start..start + end + 4].chars().filter(|&c| c == '\n'));
-                rest = &rest[start + end + 4..];
-            }
-            None => rest = "",
-        }
-    }
-    out.push_str(rest);
-    out.replace("\\\n", " ")
-        .lines()
-        .map(|l| l.find("//").map_or(l, |i| &l[..i]))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn is_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// Reads every `struct NAME { ... };` of the header, with its fields.

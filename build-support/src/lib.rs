@@ -154,8 +154,9 @@ pub struct ExpectedItems {
     pub macros: Vec<String>,
 }
 
-/// Removes `/* ... */` and `// ...` comments and joins backslash-continued lines.
-fn strip_comments(text: &str) -> String {
+/// Removes `/* ... */` and `// ...` comments and joins backslash-continued lines (keeping
+/// line numbers of the rest), as [`expected_items`] reads a header. Also used by the ABI probes.
+pub fn strip_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("/*") {
@@ -180,7 +181,8 @@ fn strip_comments(text: &str) -> String {
         .join("\n")
 }
 
-fn is_ident(s: &str) -> bool {
+/// Whether `s` is a C identifier.
+pub fn is_ident(s: &str) -> bool {
     !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !s.starts_with(|c: char| c.is_ascii_digit())

@@ -22,7 +22,7 @@
 mod client;
 mod json;
 mod report;
-mod source;
+pub(crate) mod source;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! through it, proves the mirror is exact, measures it beside the native file system, and
 //! cleans up.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -74,26 +74,13 @@ fn make_tree(root: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(small)
 }
 
-fn read_all(path: &Path) -> Result<u64, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
-    }
-}
-
 /// Sequential read throughput in MiB/s, page cache warm (one read first, then timed).
 fn seq_read_mib_s(path: &Path) -> Result<f64, String> {
-    read_all(path)?;
+    crate::bench::source::read_through(path)?;
     let start = Instant::now();
     let mut bytes = 0;
     while start.elapsed() < Duration::from_secs(2) {
-        bytes += read_all(path)?;
+        bytes += crate::bench::source::read_through(path)?;
     }
     Ok(bytes as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64())
 }
