@@ -44,9 +44,10 @@ options:
                               the source files directly (passthrough needs Linux 6.9+ and root)
   --attr-timeout SECONDS      how long the kernel may cache attributes and names (default 1;
                               0 asks the server every time)
-  --pin-queues                pin the io_uring thread of queue N to CPU N (the kernel queues
-                              a request on the queue of the CPU its caller runs on); off by
-                              default: with few CPUs, caller and server then share one CPU
+  --no-pin-queues             do not pin the io_uring thread of queue N to CPU N (by default
+                              it is pinned: the kernel queues a request on the queue of the CPU
+                              its caller runs on, and a wakeup across CPUs costs far more than
+                              sharing the CPU with the caller)
   --threads N                 worker threads of the dev transport (default: possible CPUs)
   --stats                     on exit, print request counts by opcode and transport, and how
                               many opens went through passthrough
@@ -95,7 +96,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
         passthrough: true,
         attr_timeout: Duration::from_secs(1),
         threads: None,
-        pin_queues: false,
+        pin_queues: true,
         stats: false,
     };
     let mut it = std::env::args_os().skip(1);
@@ -142,7 +143,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
                 );
             }
             Some("--stats") => args.stats = true,
-            Some("--pin-queues") => args.pin_queues = true,
+            Some("--no-pin-queues") => args.pin_queues = false,
             Some(s) if s.starts_with('-') => {
                 return Err(Fatal(format!("unknown option {s} (see --help)")));
             }
