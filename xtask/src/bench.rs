@@ -629,21 +629,6 @@ fn ensure_fio() -> Result<String, String> {
     version().ok_or_else(|| "bench: fio was installed but `fio --version` fails".into())
 }
 
-/// Builds the example server in release mode and returns its path.
-fn build_server(root: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(Command::new(&cargo).current_dir(root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "passthroughfs",
-    ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("release").join("passthroughfs"))
-}
-
 /// Waits for `child`, polling so that a stop signal or the timeout kills it.
 fn wait_child(child: &mut Child, timeout: Duration) -> Result<std::process::ExitStatus, Failure> {
     let start = Instant::now();
@@ -1211,7 +1196,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
     let mut build_error = None;
     let server = if mounted_wanted {
         crate::setup()?;
-        match build_server(root) {
+        match crate::build_example(root) {
             Ok(p) => Some(p),
             Err(e) => {
                 println!("bench: cannot build the example server: {e}");

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testkit::example::{ExampleServer, stat_value};
@@ -109,16 +108,7 @@ pub(crate) fn demo(root: &Path) -> Result<(), String> {
     }
     crate::setup()?;
     let uring = testkit::uring_enabled();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(Command::new(&cargo).current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "passthroughfs",
-    ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let binary = target.join("release").join("passthroughfs");
+    let binary = crate::build_example(root)?;
 
     let work = testkit::temp_dir("demo").map_err(|e| e.to_string())?;
     let result = (|| {

@@ -186,30 +186,10 @@ pub(crate) fn fuzz(root: &Path, args: &[&str]) -> Result<(), String> {
 
 /// Installs the nightly toolchain and cargo-fuzz when missing.
 fn ensure_tools() -> Result<(), String> {
-    let has_nightly = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_nightly {
-        crate::run(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ]))?;
+    if !crate::succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
+        crate::ensure_nightly(&["rust-src"])?;
     }
-    let has_fuzz = Command::new("cargo")
-        .args(["+nightly", "fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_fuzz {
+    if !crate::succeeds(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
         crate::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
     Ok(())

@@ -100,6 +100,51 @@ pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Builds the example server (`passthroughfs`) in release mode and returns its path; used by
+/// the demo, the benchmark and the soak.
+pub(crate) fn build_example(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo).current_dir(root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "passthroughfs",
+    ]))?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release").join("passthroughfs"))
+}
+
+/// Whether `cmd` runs and exits 0 (its output discarded): probes for installed tools.
+pub(crate) fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the nightly toolchain (minimal profile) with `components` when it is missing, or
+/// adds the components to it; for `xtask fuzz` and `xtask miri`.
+pub(crate) fn ensure_nightly(components: &[&str]) -> Result<(), String> {
+    if succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
+        run(Command::new("rustup")
+            .args(["component", "add", "--toolchain", "nightly"])
+            .args(components))
+    } else {
+        run(Command::new("rustup")
+            .args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+            ])
+            .arg(components.join(",")))
+    }
+}
+
 /// Installs a Debian package when root and apt-get exists; otherwise explains.
 fn apt_install(package: &str, why: &str) -> Result<(), String> {
     if !is_root() || !Path::new("/usr/bin/apt-get").exists() {

@@ -23,7 +23,7 @@
 //! (`enable_uring`, the possible CPUs).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 struct Run {
@@ -109,39 +109,8 @@ pub(crate) fn miri(root: &Path, args: &[&str]) -> Result<(), String> {
 
 /// Installs Miri and the standard library sources for nightly when missing.
 fn ensure_miri() -> Result<(), String> {
-    let has_miri = Command::new("cargo")
-        .args(["+nightly", "miri", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_miri {
-        let has_nightly = Command::new("rustup")
-            .args(["run", "nightly", "rustc", "--version"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if has_nightly {
-            crate::run(Command::new("rustup").args([
-                "component",
-                "add",
-                "--toolchain",
-                "nightly",
-                "miri",
-                "rust-src",
-            ]))?;
-        } else {
-            crate::run(Command::new("rustup").args([
-                "toolchain",
-                "install",
-                "nightly",
-                "--profile",
-                "minimal",
-                "--component",
-                "miri,rust-src",
-            ]))?;
-        }
+    if !crate::succeeds(Command::new("cargo").args(["+nightly", "miri", "--version"])) {
+        crate::ensure_nightly(&["miri", "rust-src"])?;
     }
     crate::run(Command::new("cargo").args(["+nightly", "miri", "setup"]))
 }

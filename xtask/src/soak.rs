@@ -6,7 +6,7 @@
 //! server that does not exit cleanly, and if the requests did not go through the transport
 //! asked for. Needs root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use testkit::example::{ExampleServer, stat_value};
@@ -55,27 +55,13 @@ pub(crate) fn soak(root: &Path, args: &[&str]) -> Result<(), String> {
                 .into(),
         );
     }
-    let binary = build_server(root)?;
+    let binary = crate::build_example(root)?;
     let tree = SourceTree::create("soak", FILES, SIZES).map_err(|e| e.to_string())?;
     let mountpoint = testkit::temp_dir("soak-mnt").map_err(|e| e.to_string())?;
     let result = run(&binary, &tree, &mountpoint, seconds, transport, passthrough);
     let _ = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::DETACH);
     let _ = std::fs::remove_dir(&mountpoint);
     result
-}
-
-fn build_server(root: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::run(std::process::Command::new(&cargo).current_dir(root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "passthroughfs",
-    ]))?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("release").join("passthroughfs"))
 }
 
 fn run(
