@@ -31,7 +31,7 @@ use std::panic;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bindgen::callbacks::{IntKind, ParseCallbacks};
+use bindgen::callbacks::{DeriveInfo, IntKind, ParseCallbacks, TypeKind};
 
 use sha2::{Digest, Sha256};
 
@@ -399,9 +399,44 @@ fn macro_c_types(
 #[derive(Debug)]
 struct SharedCallbacks(Arc<MacroTypes>);
 
+/// Structs whose last member is a C flexible array (or that embed one): they have no fixed
+/// size, so they get no byte-view derives; their fixed parts are read field by field.
+const FLEXIBLE_ARRAY_STRUCTS: &[&str] = &["fuse_dirent", "fuse_direntplus", "fuse_supp_groups"];
+
+/// Structs with implicit padding: readable from bytes, but never written as bytes (their
+/// padding would be uninitialised). Only the unmerged fuse-iomap series has one
+/// (`fuse_iomap_config_out`, 4 bytes of tail padding); zerocopy's `IntoBytes` derive rejects
+/// any other padded struct at compile time, so this list cannot hide one by accident.
+const PADDED_STRUCTS: &[&str] = &["fuse_iomap_config_out"];
+
+/// The zerocopy derives put on every other struct (and `FromBytes` only on unions, whose
+/// variants may leave bytes uninitialised).
+///
+/// `IntoBytes` makes zerocopy prove at compile time that the struct has no padding, and
+/// `FromBytes` that every field accepts every bit pattern: together they are the soundness
+/// proof for reading an ABI struct from kernel bytes and writing it back, in safe code.
+fn zerocopy_derives(info: &DeriveInfo<'_>) -> Vec<String> {
+    if FLEXIBLE_ARRAY_STRUCTS.contains(&info.name) {
+        return Vec::new();
+    }
+    let mut derives = vec![
+        "::zerocopy::FromBytes".to_owned(),
+        "::zerocopy::Immutable".to_owned(),
+        "::zerocopy::KnownLayout".to_owned(),
+    ];
+    if info.kind == TypeKind::Struct && !PADDED_STRUCTS.contains(&info.name) {
+        derives.push("::zerocopy::IntoBytes".to_owned());
+    }
+    derives
+}
+
 impl ParseCallbacks for SharedCallbacks {
     fn int_macro(&self, name: &str, value: i64) -> Option<IntKind> {
         self.0.int_macro(name, value)
+    }
+
+    fn add_derives(&self, info: &DeriveInfo<'_>) -> Vec<String> {
+        zerocopy_derives(info)
     }
 }
 

@@ -163,6 +163,21 @@ mod iomap_generated {
 
 pub use mainline::*;
 
+/// The zerocopy crate whose derives every fixed-size ABI struct carries, re-exported so that
+/// users name the same version: `zerocopy::IntoBytes::as_bytes(&header)` gives a struct's
+/// bytes and `zerocopy::FromBytes::read_from_prefix(bytes)` reads one from unaligned bytes,
+/// both in safe code. The derives prove at compile time that each struct has no padding and
+/// accepts every bit pattern. Structs that end in a C flexible array ([`fuse_dirent`],
+/// [`fuse_direntplus`], [`fuse_supp_groups`]) have no fixed size and no byte view:
+///
+/// ```compile_fail
+/// use fuse_kernel_sys::{fuse_dirent, zerocopy::IntoBytes};
+/// fn bytes(d: &fuse_dirent) -> &[u8] {
+///     d.as_bytes() // fuse_dirent ends in a flexible array: no IntoBytes
+/// }
+/// ```
+pub use zerocopy;
+
 pub use iomap_generated::{
     FUSE_BACKING_FLAGS_ALL, FUSE_BACKING_MAX_TYPE, FUSE_BACKING_TYPE_IOMAP, FUSE_BACKING_TYPE_MASK,
     FUSE_BACKING_TYPE_PASSTHROUGH,

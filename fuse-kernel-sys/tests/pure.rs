@@ -4,12 +4,11 @@
 //! under Miri.
 
 use fuse_kernel_sys as sys;
+use sys::zerocopy::{FromBytes, IntoBytes};
 
-/// The bytes of a plain ABI struct, as servers view them to write replies.
-fn bytes_of<T: Copy>(value: &T) -> &[u8] {
-    // SAFETY: the fuse ABI structs are integers without padding (checked against the C
-    // compiler by abi-tests), so every byte is initialised; the slice borrows `value`.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+/// The bytes of an ABI struct, through the zerocopy derives the generator adds.
+fn bytes_of<T: IntoBytes + sys::zerocopy::Immutable>(value: &T) -> &[u8] {
+    value.as_bytes()
 }
 
 #[test]
@@ -70,4 +69,33 @@ fn default_structs_are_zero_bytes() {
     assert_eq!(b[..4], 16u32.to_ne_bytes());
     assert_eq!(b[4..8], (-2i32).to_ne_bytes());
     assert_eq!(b[8..], 7u64.to_ne_bytes());
+}
+
+#[test]
+fn structs_read_from_unaligned_kernel_bytes() {
+    // A GETATTR request header as the kernel lays it out, one byte into the buffer so that the
+    // struct is not aligned: len 56, opcode 3, unique 9, nodeid 1, uid 1000, gid 100, pid 42,
+    // total_extlen 0.
+    let mut buf = vec![0xAAu8];
+    buf.extend_from_slice(&56u32.to_ne_bytes());
+    buf.extend_from_slice(&3u32.to_ne_bytes());
+    buf.extend_from_slice(&9u64.to_ne_bytes());
+    buf.extend_from_slice(&1u64.to_ne_bytes());
+    buf.extend_from_slice(&1000u32.to_ne_bytes());
+    buf.extend_from_slice(&100u32.to_ne_bytes());
+    buf.extend_from_slice(&42u32.to_ne_bytes());
+    buf.extend_from_slice(&0u16.to_ne_bytes());
+    buf.extend_from_slice(&0u16.to_ne_bytes());
+    buf.extend_from_slice(b"rest");
+    let (header, rest) = sys::fuse_in_header::read_from_prefix(&buf[1..]).expect("40 bytes");
+    assert_eq!(
+        (header.len, header.opcode, header.unique, header.nodeid),
+        (56, 3, 9, 1)
+    );
+    assert_eq!((header.uid, header.gid, header.pid), (1000, 100, 42));
+    assert_eq!(rest, b"rest");
+    // Too short: an error, not a panic or a read past the end.
+    assert!(sys::fuse_in_header::read_from_prefix(&buf[1..40]).is_err());
+    // Written back, the bytes are the ones read.
+    assert_eq!(header.as_bytes(), &buf[1..41]);
 }

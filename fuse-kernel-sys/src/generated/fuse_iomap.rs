@@ -78,7 +78,19 @@ pub const FUSE_IOMAP_CONFIG_MAXBYTES: u32 = 32;
 pub const FUSE_IOMAP_CONFIG_CACHE_MAXBYTES: u32 = 64;
 pub const FUSE_IOMAP_INVAL_TO_EOF: u64 = 18446744073709551615;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_support {
     pub flags: u64,
     pub padding: u64,
@@ -99,7 +111,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_support, padding) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_backing_info {
     pub backing_id: u32,
     pub blocksize: u32,
@@ -133,7 +157,19 @@ pub const FUSE_NOTIFY_IOMAP_INVAL_MAPPINGS: fuse_iomap_notify_code = 101;
 pub const FUSE_NOTIFY_CODE_MAX: fuse_iomap_notify_code = 102;
 pub type fuse_iomap_notify_code = ::core::ffi::c_uint;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_freezefs_in {
     pub unlinked: u64,
 }
@@ -148,7 +184,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_freezefs_in, unlinked) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_shutdownfs_in {
     pub flags: u64,
 }
@@ -165,7 +213,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_shutdownfs_in, flags) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_io {
     pub offset: u64,
     pub length: u64,
@@ -198,7 +258,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_io, dev) - 28usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_begin_in {
     pub opflags: u32,
     pub reserved: u32,
@@ -231,7 +303,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_begin_in, count) - 24usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_begin_out {
     pub read: fuse_iomap_io,
     pub write: fuse_iomap_io,
@@ -252,7 +336,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_begin_out, write) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_end_in {
     pub opflags: u32,
     pub reserved: u32,
@@ -291,7 +387,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_end_in, map) - 40usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_ioend_in {
     pub flags: u32,
     pub error: i32,
@@ -336,7 +444,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_ioend_in, pad) - 44usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_ioend_out {
     pub newsize: u64,
 }
@@ -353,7 +473,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_ioend_out, newsize) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_config_in {
     pub flags: u64,
     pub maxbytes: i64,
@@ -386,7 +518,18 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_config_in, padding) - 24usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout
+)]
 pub struct fuse_iomap_config_out {
     pub flags: u64,
     pub s_id: [::core::ffi::c_char; 32usize],
@@ -447,7 +590,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_config_out, cache_maxbytes) - 96usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_range {
     pub offset: u64,
     pub length: u64,
@@ -464,7 +619,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_range, length) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_dev_inval_out {
     pub dev: u32,
     pub reserved: u32,
@@ -489,7 +656,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_dev_inval_out, range) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_inval_mappings_out {
     pub nodeid: u64,
     pub attr_ino: u64,
@@ -518,7 +697,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_iomap_inval_mappings_out, write) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_iomap_upsert_mappings_out {
     pub nodeid: u64,
     pub attr_ino: u64,

@@ -155,7 +155,19 @@ pub const FUSE_SETUPMAPPING_FLAG_READ: u64 = 2;
 pub const FUSE_URING_IN_OUT_HEADER_SZ: u32 = 128;
 pub const FUSE_URING_OP_IN_OUT_SZ: u32 = 128;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_attr {
     pub ino: u64,
     pub size: u64,
@@ -228,7 +240,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_attr, flags) - 84usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_sx_time {
     pub tv_sec: i64,
     pub tv_nsec: u32,
@@ -249,7 +273,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_sx_time, __reserved) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_statx {
     pub mask: u32,
     pub blksize: u32,
@@ -342,7 +378,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_statx, __spare2) - 144usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_kstatfs {
     pub blocks: u64,
     pub bfree: u64,
@@ -391,7 +439,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_kstatfs, spare) - 56usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_file_lock {
     pub start: u64,
     pub end: u64,
@@ -484,7 +544,19 @@ pub const FUSE_NOTIFY_INC_EPOCH: fuse_notify_code = 8;
 pub const FUSE_NOTIFY_PRUNE: fuse_notify_code = 9;
 pub type fuse_notify_code = ::core::ffi::c_uint;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_entry_out {
     pub nodeid: u64,
     pub generation: u64,
@@ -521,7 +593,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_entry_out, attr) - 40usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_forget_in {
     pub nlookup: u64,
 }
@@ -534,7 +618,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_forget_in, nlookup) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_forget_one {
     pub nodeid: u64,
     pub nlookup: u64,
@@ -553,7 +649,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_forget_one, nlookup) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_batch_forget_in {
     pub count: u32,
     pub dummy: u32,
@@ -574,7 +682,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_batch_forget_in, dummy) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_getattr_in {
     pub getattr_flags: u32,
     pub dummy: u32,
@@ -597,7 +717,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_getattr_in, fh) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_attr_out {
     pub attr_valid: u64,
     pub attr_valid_nsec: u32,
@@ -622,7 +754,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_attr_out, attr) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_statx_in {
     pub getattr_flags: u32,
     pub reserved: u32,
@@ -651,7 +795,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_statx_in, sx_mask) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_statx_out {
     pub attr_valid: u64,
     pub attr_valid_nsec: u32,
@@ -680,7 +836,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_statx_out, stat) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_mknod_in {
     pub mode: u32,
     pub rdev: u32,
@@ -705,7 +873,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_mknod_in, padding) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_mkdir_in {
     pub mode: u32,
     pub umask: u32,
@@ -722,7 +902,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_mkdir_in, umask) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_rename_in {
     pub newdir: u64,
 }
@@ -735,7 +927,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_rename_in, newdir) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_rename2_in {
     pub newdir: u64,
     pub flags: u32,
@@ -758,7 +962,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_rename2_in, padding) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_link_in {
     pub oldnodeid: u64,
 }
@@ -771,7 +987,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_link_in, oldnodeid) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_setattr_in {
     pub valid: u32,
     pub padding: u32,
@@ -846,7 +1074,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_setattr_in, unused5) - 84usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_open_in {
     pub flags: u32,
     pub open_flags: u32,
@@ -863,7 +1103,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_open_in, open_flags) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_create_in {
     pub flags: u32,
     pub mode: u32,
@@ -888,7 +1140,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_create_in, open_flags) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_open_out {
     pub fh: u64,
     pub open_flags: u32,
@@ -909,7 +1173,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_open_out, backing_id) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_release_in {
     pub fh: u64,
     pub flags: u32,
@@ -936,7 +1212,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_release_in, lock_owner) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_flush_in {
     pub fh: u64,
     pub unused: u32,
@@ -961,7 +1249,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_flush_in, lock_owner) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_read_in {
     pub fh: u64,
     pub offset: u64,
@@ -998,7 +1298,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_read_in, padding) - 36usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_write_in {
     pub fh: u64,
     pub offset: u64,
@@ -1035,7 +1347,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_write_in, padding) - 36usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_write_out {
     pub size: u32,
     pub padding: u32,
@@ -1052,7 +1376,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_write_out, padding) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_statfs_out {
     pub st: fuse_kstatfs,
 }
@@ -1067,7 +1403,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_statfs_out, st) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_fsync_in {
     pub fh: u64,
     pub fsync_flags: u32,
@@ -1088,7 +1436,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_fsync_in, padding) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_setxattr_in {
     pub size: u32,
     pub flags: u32,
@@ -1115,7 +1475,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_setxattr_in, padding) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_getxattr_in {
     pub size: u32,
     pub padding: u32,
@@ -1134,7 +1506,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_getxattr_in, padding) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_getxattr_out {
     pub size: u32,
     pub padding: u32,
@@ -1153,7 +1537,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_getxattr_out, padding) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_lk_in {
     pub fh: u64,
     pub owner: u64,
@@ -1182,7 +1578,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_lk_in, padding) - 44usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_lk_out {
     pub lk: fuse_file_lock,
 }
@@ -1195,7 +1603,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_lk_out, lk) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_access_in {
     pub mask: u32,
     pub padding: u32,
@@ -1212,7 +1632,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_access_in, padding) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_init_in {
     pub major: u32,
     pub minor: u32,
@@ -1245,7 +1677,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_init_in, unused) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_init_out {
     pub major: u32,
     pub minor: u32,
@@ -1310,7 +1754,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_init_out, unused) - 42usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct cuse_init_in {
     pub major: u32,
     pub minor: u32,
@@ -1335,7 +1791,19 @@ const _: () = {
     ][::core::mem::offset_of!(cuse_init_in, flags) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct cuse_init_out {
     pub major: u32,
     pub minor: u32,
@@ -1380,7 +1848,19 @@ const _: () = {
     ][::core::mem::offset_of!(cuse_init_out, spare) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_interrupt_in {
     pub unique: u64,
 }
@@ -1395,7 +1875,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_interrupt_in, unique) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_bmap_in {
     pub block: u64,
     pub blocksize: u32,
@@ -1416,7 +1908,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_bmap_in, padding) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_bmap_out {
     pub block: u64,
 }
@@ -1429,7 +1933,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_bmap_out, block) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_ioctl_in {
     pub fh: u64,
     pub flags: u32,
@@ -1462,7 +1978,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_ioctl_in, out_size) - 28usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_ioctl_iovec {
     pub base: u64,
     pub len: u64,
@@ -1481,7 +2009,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_ioctl_iovec, len) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_ioctl_out {
     pub result: i32,
     pub flags: u32,
@@ -1506,7 +2046,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_ioctl_out, out_iovs) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_poll_in {
     pub fh: u64,
     pub kh: u64,
@@ -1531,7 +2083,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_poll_in, events) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_poll_out {
     pub revents: u32,
     pub padding: u32,
@@ -1548,7 +2112,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_poll_out, padding) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_poll_wakeup_out {
     pub kh: u64,
 }
@@ -1565,7 +2141,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_poll_wakeup_out, kh) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_fallocate_in {
     pub fh: u64,
     pub offset: u64,
@@ -1596,7 +2184,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_fallocate_in, padding) - 28usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_in_header {
     pub len: u32,
     pub opcode: u32,
@@ -1641,7 +2241,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_in_header, padding) - 38usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_out_header {
     pub len: u32,
     pub error: i32,
@@ -1712,7 +2324,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_direntplus, dirent) - 128usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_inval_inode_out {
     pub ino: u64,
     pub off: i64,
@@ -1737,7 +2361,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_inval_inode_out, len) - 16usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_inval_entry_out {
     pub parent: u64,
     pub namelen: u32,
@@ -1762,7 +2398,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_inval_entry_out, flags) - 12usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_delete_out {
     pub parent: u64,
     pub child: u64,
@@ -1791,7 +2439,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_delete_out, padding) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_store_out {
     pub nodeid: u64,
     pub offset: u64,
@@ -1820,7 +2480,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_store_out, padding) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_retrieve_out {
     pub notify_unique: u64,
     pub nodeid: u64,
@@ -1853,7 +2525,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_retrieve_out, padding) - 28usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_retrieve_in {
     pub dummy1: u64,
     pub offset: u64,
@@ -1890,7 +2574,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_retrieve_in, dummy4) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_notify_prune_out {
     pub count: u32,
     pub padding: u32,
@@ -1915,7 +2611,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_notify_prune_out, spare) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_backing_map {
     pub fd: i32,
     pub flags: u32,
@@ -1938,7 +2646,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_backing_map, padding) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_lseek_in {
     pub fh: u64,
     pub offset: u64,
@@ -1963,7 +2683,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_lseek_in, padding) - 20usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_lseek_out {
     pub offset: u64,
 }
@@ -1976,7 +2708,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_lseek_out, offset) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_copy_file_range_in {
     pub fh_in: u64,
     pub off_in: u64,
@@ -2017,7 +2761,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_copy_file_range_in, flags) - 48usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_copy_file_range_out {
     pub bytes_copied: u64,
 }
@@ -2034,7 +2790,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_copy_file_range_out, bytes_copied) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_setupmapping_in {
     pub fh: u64,
     pub foffset: u64,
@@ -2067,7 +2835,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_setupmapping_in, moffset) - 32usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_removemapping_in {
     pub count: u32,
 }
@@ -2084,7 +2864,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_removemapping_in, count) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_removemapping_one {
     pub moffset: u64,
     pub len: u64,
@@ -2105,7 +2897,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_removemapping_one, len) - 8usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_syncfs_in {
     pub padding: u64,
 }
@@ -2118,7 +2922,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_syncfs_in, padding) - 0usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_secctx {
     pub size: u32,
     pub padding: u32,
@@ -2135,7 +2951,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_secctx, padding) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_secctx_header {
     pub size: u32,
     pub nr_secctx: u32,
@@ -2156,7 +2984,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_secctx_header, nr_secctx) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_ext_header {
     pub size: u32,
     pub type_: u32,
@@ -2194,7 +3034,19 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_supp_groups, groups) - 4usize];
 };
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_uring_ent_in_out {
     pub flags: u64,
     pub commit_id: u64,
@@ -2227,7 +3079,18 @@ const _: () = {
     ][::core::mem::offset_of!(fuse_uring_ent_in_out, reserved) - 24usize];
 };
 #[repr(C)]
-#[derive(Debug, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_uring_req_header {
     pub in_out: [::core::ffi::c_char; 128usize],
     pub op_in: [::core::ffi::c_char; 128usize],
@@ -2265,7 +3128,19 @@ pub const FUSE_IO_URING_CMD_REGISTER: fuse_uring_cmd = 1;
 pub const FUSE_IO_URING_CMD_COMMIT_AND_FETCH: fuse_uring_cmd = 2;
 pub type fuse_uring_cmd = ::core::ffi::c_uint;
 #[repr(C)]
-#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Default,
+    Copy,
+    Clone,
+    Hash,
+    PartialEq,
+    Eq,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout,
+    ::zerocopy::IntoBytes
+)]
 pub struct fuse_uring_cmd_req {
     pub flags: u64,
     pub commit_id: u64,
