@@ -1,0 +1,512 @@
+//! INIT negotiation: from the kernel's `fuse_init_in` and the server's wishes to the
+//! `fuse_init_out` reply, and from the result the buffer sizes both transports need.
+//!
+//! The kernel sends INIT first on every connection, with the newest protocol minor it speaks
+//! and every feature flag it offers. The server answers with the minor both speak and the
+//! flags it accepts (a subset of the offered ones). Until that reply, no other request comes.
+
+use core::fmt;
+
+use fuse_kernel_sys as sys;
+use sys::zerocopy::{FromBytes, IntoBytes};
+
+use crate::Errno;
+use crate::request::{DecodeError, Protocol};
+
+/// The oldest kernel protocol minor this crate serves: 7.36 (Linux 5.17), the first with the
+/// 64-byte `fuse_init_in` and its second flags word (`flags2`, `FUSE_INIT_EXT`).
+///
+/// Older kernels get [`InitError::MinorTooOld`], whose errno (`EPROTO`) the server writes as
+/// the INIT reply: the kernel then fails the connection and `mount` callers see an error.
+/// The kernel matrix of this workspace tests from Linux 6.1 (7.38) up.
+pub const MIN_KERNEL_MINOR: u32 = 36;
+
+/// The kernel's page size assumed when none is given: the sizes computed from a negotiation
+/// use the running system's page size (`rustix::param::page_size`).
+fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// The kernel's default `max_pages` when the INIT reply does not negotiate `FUSE_MAX_PAGES`.
+pub const KERNEL_DEFAULT_MAX_PAGES: u16 = 32;
+
+/// The largest `max_stack_depth` the kernel accepts with passthrough
+/// (`FILESYSTEM_MAX_STACK_DEPTH`).
+pub const MAX_STACK_DEPTH: u32 = 2;
+
+/// The kernel's INIT request, decoded.
+///
+/// `flags` merges `flags` and, when the kernel sets `FUSE_INIT_EXT`, `flags2 << 32`: test
+/// any INIT flag of `fuse-kernel-sys` against it (`FUSE_PASSTHROUGH`, `FUSE_OVER_IO_URING`
+/// and the other bits 32..63 are `u64` constants there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelInit {
+    /// Protocol major version (7 for every kernel so far).
+    pub major: u32,
+    /// The newest protocol minor the kernel speaks.
+    pub minor: u32,
+    /// The kernel's readahead limit in bytes.
+    pub max_readahead: u32,
+    /// Every flag the kernel offers, as 64 bits.
+    pub flags: u64,
+}
+
+impl KernelInit {
+    /// Decodes INIT's argument (`fuse_init_in`; the bytes after the request header).
+    ///
+    /// Accepts the 16-byte form of kernels before 7.36 (no `flags2`) so that they can be
+    /// refused properly by [`negotiate`]. Fails with [`DecodeError::Short`] below 16 bytes.
+    pub fn parse(arg: &[u8]) -> Result<KernelInit, DecodeError> {
+        // The part of `fuse_init_in` every kernel sends: major, minor, max_readahead, flags.
+        let ([major, minor, max_readahead, flags32], rest) = <[u32; 4]>::read_from_prefix(arg)
+            .map_err(|_| DecodeError::short("fuse_init_in", 16, arg.len()))?;
+        let mut flags = u64::from(flags32);
+        if flags32 & sys::FUSE_INIT_EXT != 0 {
+            // flags2 directly follows flags.
+            if let Ok((flags2, _)) = u32::read_from_prefix(rest) {
+                flags |= u64::from(flags2) << 32;
+            }
+        }
+        Ok(KernelInit {
+            major,
+            minor,
+            max_readahead,
+            flags,
+        })
+    }
+
+    /// Whether the kernel offers `flag` (an INIT flag of `fuse-kernel-sys`, as `u64`).
+    pub const fn offers(&self, flag: u64) -> bool {
+        self.flags & flag == flag
+    }
+}
+
+/// What the server wants from the connection.
+///
+/// Only offered flags are accepted; values are clamped to what the kernel allows (see each
+/// field). Build with [`InitConfig::default`] and change what matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InitConfig {
+    /// INIT flags wanted, as 64 bits (`u64::from(FUSE_ASYNC_READ) | FUSE_PASSTHROUGH | ...`).
+    /// `FUSE_INIT_EXT` is added by [`negotiate`] when a flag of bits 32..63 is accepted.
+    pub want: u64,
+    /// Largest WRITE payload; the kernel never uses less than 4096.
+    pub max_write: u32,
+    /// Pages per request (needs `FUSE_MAX_PAGES` in `want`, offered since 7.28); the kernel
+    /// clamps it to `/proc/sys/fs/fuse/max_pages_limit` (256 by default).
+    pub max_pages: u16,
+    /// Readahead limit in bytes; `None` keeps the kernel's value. Never more than the kernel's.
+    pub max_readahead: Option<u32>,
+    /// Background requests the kernel may have outstanding (0: the kernel's default, 12).
+    pub max_background: u16,
+    /// Background requests at which the kernel marks the bdi congested (0: 3/4 of
+    /// `max_background`).
+    pub congestion_threshold: u16,
+    /// Timestamp granularity in nanoseconds (1 to 1,000,000,000, a power of 10).
+    pub time_gran: u32,
+    /// With `FUSE_PASSTHROUGH`: how deep backing files may themselves be stacked, 1 or 2
+    /// ([`MAX_STACK_DEPTH`]). 0 turns passthrough down even where wanted and offered.
+    pub max_stack_depth: u32,
+    /// With `FUSE_REQUEST_TIMEOUT` (7.43): seconds after which the kernel aborts the
+    /// connection if a request is not answered (0: no timeout).
+    pub request_timeout: u16,
+}
+
+impl Default for InitConfig {
+    /// Asynchronous reads, big writes, 1 MiB requests (`max_write` 1 MiB, 256 pages),
+    /// kernel readahead, nothing else.
+    fn default() -> Self {
+        InitConfig {
+            want: u64::from(sys::FUSE_ASYNC_READ | sys::FUSE_BIG_WRITES | sys::FUSE_MAX_PAGES),
+            max_write: 1 << 20,
+            max_pages: 256,
+            max_readahead: None,
+            max_background: 0,
+            congestion_threshold: 0,
+            time_gran: 1,
+            max_stack_depth: 1,
+            request_timeout: 0,
+        }
+    }
+}
+
+impl InitConfig {
+    /// This configuration with `flags` added to [`InitConfig::want`].
+    #[must_use]
+    pub const fn with(mut self, flags: u64) -> Self {
+        self.want |= flags;
+        self
+    }
+
+    /// This configuration with `flags` removed from [`InitConfig::want`].
+    #[must_use]
+    pub const fn without(mut self, flags: u64) -> Self {
+        self.want &= !flags;
+        self
+    }
+}
+
+/// Why INIT cannot be agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The kernel speaks another major version than 7.
+    UnsupportedMajor {
+        /// The kernel's major.
+        kernel: u32,
+    },
+    /// The kernel's minor is older than [`MIN_KERNEL_MINOR`].
+    MinorTooOld {
+        /// The kernel's minor.
+        kernel: u32,
+    },
+    /// [`InitConfig::max_stack_depth`] is above [`MAX_STACK_DEPTH`].
+    StackDepth {
+        /// The configured depth.
+        configured: u32,
+    },
+    /// [`InitConfig::time_gran`] is 0, above 10^9 or not a power of 10.
+    TimeGranularity {
+        /// The configured granularity.
+        configured: u32,
+    },
+}
+
+impl InitError {
+    /// The errno to answer INIT with when it cannot be agreed: `EPROTO` for a protocol
+    /// mismatch, `EINVAL` for a bad configuration.
+    pub const fn errno(&self) -> Errno {
+        match self {
+            InitError::UnsupportedMajor { .. } | InitError::MinorTooOld { .. } => Errno::PROTO,
+            InitError::StackDepth { .. } | InitError::TimeGranularity { .. } => Errno::INVAL,
+        }
+    }
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitError::UnsupportedMajor { kernel } => write!(
+                f,
+                "the kernel speaks FUSE protocol {kernel}.x; this server speaks {}.x",
+                sys::FUSE_KERNEL_VERSION
+            ),
+            InitError::MinorTooOld { kernel } => write!(
+                f,
+                "the kernel speaks FUSE protocol 7.{kernel}; this server needs 7.{MIN_KERNEL_MINOR} \
+                 (Linux 5.17) or newer"
+            ),
+            InitError::StackDepth { configured } => write!(
+                f,
+                "max_stack_depth {configured} is above the kernel's limit of {MAX_STACK_DEPTH}"
+            ),
+            InitError::TimeGranularity { configured } => write!(
+                f,
+                "time_gran {configured} is not a power of 10 between 1 and 1000000000"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// The outcome of INIT: the reply to send and what it means for the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    kernel: KernelInit,
+    accepted: u64,
+    init_out: sys::fuse_init_out,
+}
+
+impl Negotiated {
+    /// The kernel's request.
+    pub const fn kernel(&self) -> &KernelInit {
+        &self.kernel
+    }
+
+    /// The protocol minor both sides speak: the smaller of the kernel's and
+    /// [`sys::FUSE_KERNEL_MINOR_VERSION`].
+    pub const fn minor(&self) -> u32 {
+        self.init_out.minor
+    }
+
+    /// Every flag the kernel offered.
+    pub const fn offered(&self) -> u64 {
+        self.kernel.flags
+    }
+
+    /// The flags accepted in the reply (offered and wanted, plus `FUSE_INIT_EXT` when a flag
+    /// of bits 32..63 is among them).
+    pub const fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Whether `flag` (an INIT flag, as `u64`) was accepted.
+    pub const fn has(&self, flag: u64) -> bool {
+        self.accepted & flag == flag
+    }
+
+    /// The INIT reply.
+    pub const fn init_out(&self) -> &sys::fuse_init_out {
+        &self.init_out
+    }
+
+    /// The INIT reply payload, as written after the `fuse_out_header`.
+    pub fn reply_bytes(&self) -> &[u8] {
+        self.init_out.as_bytes()
+    }
+
+    /// The effective `max_write` (at least 4096, as the kernel makes it).
+    pub const fn max_write(&self) -> u32 {
+        self.init_out.max_write
+    }
+
+    /// Pages per request as the kernel will use them: the reply's `max_pages` with
+    /// `FUSE_MAX_PAGES`, else [`KERNEL_DEFAULT_MAX_PAGES`].
+    pub const fn max_pages(&self) -> u16 {
+        if self.has(sys::FUSE_MAX_PAGES as u64) {
+            if self.init_out.max_pages == 0 {
+                1
+            } else {
+                self.init_out.max_pages
+            }
+        } else {
+            KERNEL_DEFAULT_MAX_PAGES
+        }
+    }
+
+    /// How requests of this connection are decoded ([`crate::Request::parse`]).
+    pub const fn protocol(&self) -> Protocol {
+        Protocol {
+            minor: self.init_out.minor,
+            setxattr_ext: self.has(sys::FUSE_SETXATTR_EXT as u64),
+        }
+    }
+
+    /// The payload buffer size of one FUSE-over-io_uring entry:
+    /// `max(FUSE_MIN_READ_BUFFER, max_write, max_pages * page size)`, which the kernel
+    /// requires of every REGISTER (smaller: `EINVAL`). The one rule for both transports:
+    /// [`Negotiated::read_buffer_size`] is this plus the fixed part of a WRITE request.
+    pub fn uring_payload_size(&self) -> usize {
+        payload_size_for(self.max_write(), self.max_pages(), page_size())
+    }
+
+    /// The smallest buffer for `read(2)` on `/dev/fuse` after this INIT: the fixed part of the
+    /// largest request (`fuse_in_header` + `fuse_write_in`) plus
+    /// [`Negotiated::uring_payload_size`]. The kernel fails a smaller `read(2)` with `EINVAL`
+    /// (it checks `max(8192, 80 + max_write)`), even for small requests.
+    pub fn read_buffer_size(&self) -> usize {
+        WRITE_REQUEST_HEAD.saturating_add(self.uring_payload_size())
+    }
+}
+
+/// `fuse_in_header` + `fuse_write_in`: the bytes before a WRITE's data.
+pub const WRITE_REQUEST_HEAD: usize =
+    size_of::<sys::fuse_in_header>() + size_of::<sys::fuse_write_in>();
+
+/// The smallest `read(2)` buffer the kernel accepts on `/dev/fuse` before INIT is answered
+/// (`FUSE_MIN_READ_BUFFER`, 8192 bytes), enough for the INIT request.
+pub const MIN_READ_BUFFER: usize = sys::FUSE_MIN_READ_BUFFER as usize;
+
+/// `max(FUSE_MIN_READ_BUFFER, max_write, max_pages * page_size)`, saturating.
+pub const fn payload_size_for(max_write: u32, max_pages: u16, page_size: usize) -> usize {
+    let min = MIN_READ_BUFFER;
+    let write = max_write as usize;
+    let pages = (max_pages as usize).saturating_mul(page_size);
+    let size = if write > min { write } else { min };
+    if pages > size { pages } else { size }
+}
+
+/// Agrees INIT: `kernel` is the decoded request, `config` the server's wishes.
+///
+/// Costs nothing but arithmetic. Fails when the kernel's protocol is not served
+/// ([`InitError::UnsupportedMajor`], [`InitError::MinorTooOld`]) or the configuration is
+/// invalid; answer INIT with [`InitError::errno`] then.
+///
+/// Rules applied (the kernel's): only offered flags are accepted; `FUSE_PASSTHROUGH` is
+/// dropped when `max_stack_depth` is 0; `max_stack_depth` is sent only with passthrough and
+/// `request_timeout` only with `FUSE_REQUEST_TIMEOUT`; `max_write` is at least 4096;
+/// `max_readahead` never exceeds the kernel's.
+pub fn negotiate(kernel: &KernelInit, config: &InitConfig) -> Result<Negotiated, InitError> {
+    if kernel.major != sys::FUSE_KERNEL_VERSION {
+        return Err(InitError::UnsupportedMajor {
+            kernel: kernel.major,
+        });
+    }
+    if kernel.minor < MIN_KERNEL_MINOR {
+        return Err(InitError::MinorTooOld {
+            kernel: kernel.minor,
+        });
+    }
+    if config.max_stack_depth > MAX_STACK_DEPTH {
+        return Err(InitError::StackDepth {
+            configured: config.max_stack_depth,
+        });
+    }
+    let gran = config.time_gran;
+    if gran == 0 || gran > 1_000_000_000 || !is_power_of_10(gran) {
+        return Err(InitError::TimeGranularity { configured: gran });
+    }
+    let ext = u64::from(sys::FUSE_INIT_EXT);
+    let mut accepted = kernel.flags & config.want & !ext;
+    if config.max_stack_depth == 0 {
+        accepted &= !sys::FUSE_PASSTHROUGH;
+    }
+    if accepted >> 32 != 0 {
+        accepted |= ext & kernel.flags;
+    }
+    let passthrough = accepted & sys::FUSE_PASSTHROUGH != 0;
+    let timeout = accepted & sys::FUSE_REQUEST_TIMEOUT != 0;
+    let max_readahead = match config.max_readahead {
+        Some(wanted) => wanted.min(kernel.max_readahead),
+        None => kernel.max_readahead,
+    };
+    let init_out = sys::fuse_init_out {
+        major: sys::FUSE_KERNEL_VERSION,
+        minor: kernel.minor.min(sys::FUSE_KERNEL_MINOR_VERSION),
+        max_readahead,
+        flags: accepted as u32,
+        max_background: config.max_background,
+        congestion_threshold: config.congestion_threshold,
+        max_write: config.max_write.max(4096),
+        time_gran: gran,
+        max_pages: config.max_pages,
+        flags2: (accepted >> 32) as u32,
+        max_stack_depth: if passthrough {
+            config.max_stack_depth
+        } else {
+            0
+        },
+        request_timeout: if timeout { config.request_timeout } else { 0 },
+        ..Default::default()
+    };
+    Ok(Negotiated {
+        kernel: *kernel,
+        accepted,
+        init_out,
+    })
+}
+
+const fn is_power_of_10(mut n: u32) -> bool {
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init_in(minor: u32, flags: u32, flags2: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [7, minor, 131072, flags, flags2] {
+            b.extend_from_slice(&u32::to_ne_bytes(v));
+        }
+        b.resize(64, 0);
+        b
+    }
+
+    #[test]
+    fn flags2_counts_only_with_init_ext() {
+        let with = KernelInit::parse(&init_in(45, 1 << 30, 1 << 5)).unwrap();
+        assert_eq!(with.flags, (1 << 30) | (1 << 37));
+        let without = KernelInit::parse(&init_in(45, 1, 1 << 5)).unwrap();
+        assert_eq!(without.flags, 1);
+        // The 16-byte form of old kernels.
+        let old = KernelInit::parse(&init_in(26, 1 << 30, 0)[..16]).unwrap();
+        assert_eq!((old.minor, old.flags), (26, 1 << 30));
+        assert!(matches!(
+            KernelInit::parse(&[0; 15]),
+            Err(e) if e.kind() == crate::DecodeErrorKind::Short { what: "fuse_init_in", need: 16, have: 15 }
+        ));
+    }
+
+    #[test]
+    fn negotiation_accepts_offered_wanted_flags_and_sets_init_ext() {
+        // Offered: ASYNC_READ (bit 0), MAX_PAGES (bit 22), INIT_EXT (bit 30),
+        // PASSTHROUGH (bit 37) and OVER_IO_URING (bit 41).
+        let kernel =
+            KernelInit::parse(&init_in(45, 1 | 1 << 22 | 1 << 30, 1 << 5 | 1 << 9)).unwrap();
+        let config = InitConfig::default().with(1 << 37);
+        let n = negotiate(&kernel, &config).unwrap();
+        assert_eq!(n.accepted(), 1 | 1 << 22 | 1 << 30 | 1 << 37);
+        assert_eq!(n.init_out().flags, 1 | 1 << 22 | 1 << 30);
+        assert_eq!(n.init_out().flags2, 1 << 5);
+        assert_eq!(n.init_out().max_stack_depth, 1);
+        assert_eq!(n.init_out().minor, 45);
+        assert_eq!(n.init_out().major, 7);
+        assert_eq!(n.reply_bytes().len(), 64);
+        // Without passthrough accepted, max_stack_depth is 0 and flags2 empty: no INIT_EXT.
+        let n = negotiate(&kernel, &InitConfig::default()).unwrap();
+        assert_eq!(n.accepted(), 1 | 1 << 22);
+        assert_eq!((n.init_out().flags2, n.init_out().max_stack_depth), (0, 0));
+        // max_stack_depth 0 turns passthrough down.
+        let config = InitConfig {
+            max_stack_depth: 0,
+            ..InitConfig::default().with(1 << 37)
+        };
+        assert!(!negotiate(&kernel, &config).unwrap().has(1 << 37));
+    }
+
+    #[test]
+    fn versions_and_configuration_are_checked() {
+        let old = KernelInit::parse(&init_in(35, 0, 0)).unwrap();
+        let e = negotiate(&old, &InitConfig::default()).unwrap_err();
+        assert_eq!(e, InitError::MinorTooOld { kernel: 35 });
+        assert_eq!(e.errno(), Errno::PROTO);
+        let mut eight = init_in(1, 0, 0);
+        eight[..4].copy_from_slice(&8u32.to_ne_bytes());
+        let e = negotiate(&KernelInit::parse(&eight).unwrap(), &InitConfig::default());
+        assert_eq!(e, Err(InitError::UnsupportedMajor { kernel: 8 }));
+        let newer = KernelInit::parse(&init_in(99, 0, 0)).unwrap();
+        assert_eq!(
+            negotiate(&newer, &InitConfig::default()).unwrap().minor(),
+            sys::FUSE_KERNEL_MINOR_VERSION
+        );
+        let config = InitConfig {
+            max_stack_depth: 3,
+            ..InitConfig::default()
+        };
+        assert_eq!(
+            negotiate(&newer, &config),
+            Err(InitError::StackDepth { configured: 3 })
+        );
+        for bad in [0, 3, 20_000_001, 2_000_000_000] {
+            let config = InitConfig {
+                time_gran: bad,
+                ..InitConfig::default()
+            };
+            assert!(negotiate(&newer, &config).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_follow_one_rule() {
+        assert_eq!(payload_size_for(4096, 1, 4096), 8192);
+        assert_eq!(payload_size_for(1 << 20, 32, 4096), 1 << 20);
+        assert_eq!(payload_size_for(65536, 256, 4096), 1 << 20);
+        assert_eq!(payload_size_for(u32::MAX, u16::MAX, usize::MAX), usize::MAX);
+        let kernel = KernelInit::parse(&init_in(45, 1 << 22, 0)).unwrap();
+        let mut config = InitConfig {
+            max_write: 100,
+            max_pages: 0,
+            ..InitConfig::default()
+        };
+        let n = negotiate(&kernel, &config).unwrap();
+        assert_eq!(n.max_write(), 4096);
+        assert_eq!(n.max_pages(), 1);
+        assert_eq!(n.uring_payload_size(), 8192.max(page_size()));
+        assert_eq!(n.read_buffer_size(), 80 + n.uring_payload_size());
+        // Readahead never above the kernel's.
+        config.max_readahead = Some(u32::MAX);
+        assert_eq!(
+            negotiate(&kernel, &config)
+                .unwrap()
+                .init_out()
+                .max_readahead,
+            131072
+        );
+    }
+}
