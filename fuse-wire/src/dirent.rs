@@ -120,6 +120,11 @@ impl<'a> DirentBuf<'a> {
     pub const fn resume_offset(&self) -> Option<u64> {
         self.resume
     }
+
+    /// Whether a record with a name of `name_len` bytes still fits.
+    pub const fn has_room(&self, name_len: usize) -> bool {
+        self.buf.len() - self.len >= sys::fuse_dirent_size(name_len)
+    }
 }
 
 /// A READDIRPLUS reply being packed: each record is a `fuse_entry_out` then a `fuse_dirent`.
@@ -187,6 +192,12 @@ impl<'a> DirentPlusBuf<'a> {
     pub const fn resume_offset(&self) -> Option<u64> {
         self.resume
     }
+
+    /// Whether a record with a name of `name_len` bytes still fits: check it before a
+    /// lookup whose count the kernel would only take over if the record is written.
+    pub const fn has_room(&self, name_len: usize) -> bool {
+        self.buf.len() - self.len >= sys::fuse_direntplus_size(name_len)
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +214,7 @@ mod tests {
         // 24 + 8 = 32 bytes exactly.
         d.push(11, 2, 8, b"12345678").unwrap();
         assert_eq!(d.len(), 64);
+        assert!(!d.has_room(1));
         assert_eq!(d.push(12, 3, 8, b"b"), Err(DirentError::Full));
         assert_eq!(d.resume_offset(), Some(2));
         assert_eq!(d.push(12, 3, 8, b"a/b"), Err(DirentError::InvalidName));
@@ -227,6 +239,8 @@ mod tests {
         d.push(&entry, 9, 8, b"file").unwrap();
         // 152 + 4 -> 160.
         assert_eq!(d.len(), 160);
+        // 140 bytes left: no record (at least 160 bytes) fits.
+        assert!(!d.has_room(1));
         assert_eq!(d.push(&entry, 10, 8, b"x"), Err(DirentError::Full));
         assert_eq!(d.resume_offset(), Some(9));
         assert_eq!(buf[..8], 5u64.to_ne_bytes());

@@ -42,7 +42,7 @@
 //!         return None;
 //!     }
 //!     let result = match request.operation() {
-//!         Operation::Getattr(_) if request.nodeid() == sys::FUSE_ROOT_ID as u64 => {
+//!         Operation::Getattr(_) if request.nodeid() == fuse_wire::ROOT_ID => {
 //!             let attr = sys::fuse_attr { ino: 1, mode: 0o040755, nlink: 2, ..Default::default() };
 //!             reply::attr(out, &reply::attr_out(attr, Duration::from_secs(1)))
 //!                 .map_err(|e| e.errno())
@@ -74,6 +74,10 @@ pub mod request;
 
 pub use fuse_kernel_sys as sys;
 pub use rustix::io::Errno;
+
+/// The node id of the root directory (`FUSE_ROOT_ID`), as the `u64` that `nodeid` fields are.
+#[allow(clippy::unnecessary_cast)] // the generated constant's type has changed before
+pub const ROOT_ID: u64 = sys::FUSE_ROOT_ID as u64;
 
 pub use dirent::{DirentBuf, DirentError, DirentPlusBuf};
 pub use init::{InitConfig, InitError, KernelInit, MIN_KERNEL_MINOR, Negotiated, negotiate};

@@ -3,7 +3,7 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use fuse_backing::{Backing, Passthrough};
+use fuse_backing::{Backing, BackingId, Passthrough};
 use rustix::io::Errno;
 
 /// The backing id of one inode: registered at its first OPEN, closed (BACKING_CLOSE) when the
@@ -13,15 +13,18 @@ use rustix::io::Errno;
 pub struct BackingSlot(Mutex<Option<Backing<Passthrough, Arc<OwnedFd>>>>);
 
 impl BackingSlot {
-    /// The inode's backing id for `fuse_open_out.backing_id`, registering `file` with the
-    /// kernel on first use.
-    pub fn get_or_open(&self, dev: &Arc<OwnedFd>, file: BorrowedFd<'_>) -> Result<i32, Errno> {
+    /// The inode's backing id, registering `file` with the kernel on first use.
+    pub fn get_or_open(
+        &self,
+        dev: &Arc<OwnedFd>,
+        file: BorrowedFd<'_>,
+    ) -> Result<BackingId<Passthrough>, Errno> {
         let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(backing) = slot.as_ref() {
-            return Ok(backing.id().open_out_backing_id());
+            return Ok(backing.id());
         }
         let backing = Backing::<Passthrough, _>::open(dev.clone(), file).map_err(Errno::from)?;
-        let id = backing.id().open_out_backing_id();
+        let id = backing.id();
         *slot = Some(backing);
         Ok(id)
     }

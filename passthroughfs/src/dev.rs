@@ -6,16 +6,21 @@
 use std::io::IoSlice;
 use std::os::fd::BorrowedFd;
 
-use fuse_kernel_sys as sys;
+use fuse_wire::sys::zerocopy::IntoBytes;
+use fuse_wire::{Protocol, Request, out_error, out_header};
 use rustix::io::Errno;
-use testkit::{bytes_of, read_struct};
 
-use crate::fs::{Fs, Outcome, Req, fixed_arg_size};
+use crate::fs::{Fs, Outcome};
 use crate::stats::Transport;
 
 /// Serves requests from `dev` until the connection goes away (`ENODEV`: unmounted or
 /// aborted), which is a clean end; any other error is returned.
-pub fn serve(fs: &Fs, dev: BorrowedFd<'_>, buffer_size: usize) -> Result<(), Errno> {
+pub fn serve(
+    fs: &Fs,
+    dev: BorrowedFd<'_>,
+    buffer_size: usize,
+    protocol: Protocol,
+) -> Result<(), Errno> {
     let mut request = vec![0u8; buffer_size];
     let mut reply = vec![0u8; buffer_size];
     loop {
@@ -26,31 +31,26 @@ pub fn serve(fs: &Fs, dev: BorrowedFd<'_>, buffer_size: usize) -> Result<(), Err
             Err(Errno::INTR | Errno::NOENT | Errno::AGAIN) => continue,
             Err(e) => return Err(e),
         };
-        let Some(header) = read_struct::<sys::fuse_in_header>(&request[..n]) else {
-            continue;
+        let (unique, outcome) = match Request::parse(&request[..n], protocol) {
+            Ok(req) => {
+                fs.stats.record(Transport::Dev, req.opcode());
+                (req.unique(), fs.dispatch(&req, &mut reply))
+            }
+            Err(e) => {
+                fs.stats.record(Transport::Dev, e.opcode());
+                (e.unique(), Outcome::Error(e.errno()))
+            }
         };
-        let end = (header.len as usize).clamp(size_of::<sys::fuse_in_header>(), n);
-        let body = &request[size_of::<sys::fuse_in_header>()..end];
-        let split = fixed_arg_size(header.opcode, body.len());
-        let req = Req {
-            header,
-            arg: &body[..split],
-            rest: &body[split..],
-        };
-        fs.stats.record(Transport::Dev, header.opcode);
-        let (error, len) = match fs.dispatch(&req, &mut reply) {
+        let (error, len) = match outcome {
             Outcome::NoReply => continue,
+            _ if unique == 0 => continue,
             Outcome::Reply(len) => (0, len),
-            Outcome::Error(e) => (-e.raw_os_error(), 0),
+            Outcome::Error(e) => (out_error(e), 0),
         };
-        let out = sys::fuse_out_header {
-            len: (size_of::<sys::fuse_out_header>() + len) as u32,
-            error,
-            unique: header.unique,
-        };
+        let header = out_header(unique, error, len);
         match rustix::io::writev(
             dev,
-            &[IoSlice::new(bytes_of(&out)), IoSlice::new(&reply[..len])],
+            &[IoSlice::new(header.as_bytes()), IoSlice::new(&reply[..len])],
         ) {
             Ok(_) | Err(Errno::NOENT) => {}
             Err(Errno::NODEV) => return Ok(()),

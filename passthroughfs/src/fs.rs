@@ -1,9 +1,9 @@
 //! The file system: a read-only mirror of a source directory.
 //!
-//! Transport-independent: [`Fs::dispatch`] takes one request as (header, fixed argument,
-//! rest) and writes the reply payload straight into the caller's buffer (the io_uring payload
-//! slot or the `/dev/fuse` write buffer), so the request path allocates nothing but what the
-//! directory and inode tables need.
+//! Transport-independent: [`Fs::dispatch`] takes one request decoded by `fuse-wire` (from
+//! either transport's layout) and writes the reply payload straight into the caller's buffer
+//! (the io_uring payload slot or the `/dev/fuse` write buffer) with `fuse-wire`'s encoders, so
+//! the request path allocates nothing but what the directory and inode tables need.
 //!
 //! Every inode is an `O_PATH` file descriptor in the source tree (as libfuse's
 //! `passthrough_ll` does), keyed by `(st_dev, st_ino)`, with the kernel's lookup count. With
@@ -17,10 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use fuse_kernel_sys as sys;
+use fuse_wire::{
+    BufferTooSmall, DirentBuf, DirentPlusBuf, OpenOut, Operation, Request, reply, sys,
+};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
-use testkit::{bytes_of, read_struct};
 
 use crate::backing::BackingSlot;
 use crate::stats::Stats;
@@ -36,38 +37,10 @@ pub enum Outcome {
     NoReply,
 }
 
-/// One request, split as the kernel lays it out: the fixed per-opcode argument (`arg`) and
-/// what follows it (`rest`: names, data). `/dev/fuse` delivers them contiguous; io_uring puts
-/// `arg` in the header slot's `op_in` and `rest` in the payload buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct Req<'a> {
-    /// The request header.
-    pub header: sys::fuse_in_header,
-    /// The fixed argument record (may be empty).
-    pub arg: &'a [u8],
-    /// Names or data after the fixed argument.
-    pub rest: &'a [u8],
-}
-
-/// Size of the fixed argument record of `opcode` in a `/dev/fuse` request body, so that the
-/// body can be split like io_uring splits it. Unknown opcodes: the whole body.
-pub fn fixed_arg_size(opcode: u32, body_len: usize) -> usize {
-    let size = match opcode {
-        // Requests whose first argument is a name (io_uring gives them an empty op_in).
-        sys::FUSE_LOOKUP
-        | sys::FUSE_READLINK
-        | sys::FUSE_SYMLINK
-        | sys::FUSE_UNLINK
-        | sys::FUSE_RMDIR
-        | sys::FUSE_STATFS
-        | sys::FUSE_REMOVEXATTR
-        | sys::FUSE_DESTROY => 0,
-        sys::FUSE_GETXATTR | sys::FUSE_LISTXATTR => size_of::<sys::fuse_getxattr_in>(),
-        sys::FUSE_BATCH_FORGET => size_of::<sys::fuse_batch_forget_in>(),
-        // The rest have no trailing data that this file system reads: the record is a prefix.
-        _ => body_len,
-    };
-    size.min(body_len)
+/// A reply payload written by a `fuse_wire::reply` encoder; a buffer too small for it
+/// (never with buffers of the negotiated size) fails the request with `ERANGE`.
+fn sent(written: Result<usize, BufferTooSmall>) -> Result<Outcome, Errno> {
+    written.map(Outcome::Reply).map_err(|e| e.errno())
 }
 
 /// Runtime options of the file system.
@@ -185,11 +158,11 @@ impl Fs {
             backing: BackingSlot::default(),
         });
         let mut tables = Tables {
-            next_id: u64::from(sys::FUSE_ROOT_ID) + 1,
+            next_id: fuse_wire::ROOT_ID + 1,
             ..Tables::default()
         };
-        tables.by_key.insert(root.key, u64::from(sys::FUSE_ROOT_ID));
-        tables.inodes.insert(u64::from(sys::FUSE_ROOT_ID), root);
+        tables.by_key.insert(root.key, fuse_wire::ROOT_ID);
+        tables.inodes.insert(fuse_wire::ROOT_ID, root);
         Ok(Fs {
             tables: Mutex::new(tables),
             opts,
@@ -229,15 +202,7 @@ impl Fs {
 
     fn entry_out(&self, id: u64, st: &rustix::fs::Stat) -> sys::fuse_entry_out {
         let t = self.opts.attr_timeout;
-        sys::fuse_entry_out {
-            nodeid: id,
-            generation: 0,
-            entry_valid: t.as_secs(),
-            attr_valid: t.as_secs(),
-            entry_valid_nsec: t.subsec_nanos(),
-            attr_valid_nsec: t.subsec_nanos(),
-            attr: self.attr_of(st),
-        }
+        reply::entry_out(id, 0, self.attr_of(st), t, t)
     }
 
     /// Looks `name` up in `parent`, counting one kernel reference on success.
@@ -296,7 +261,7 @@ impl Fs {
     fn forget(&self, id: u64, n: u64) {
         let mut tables = self.tables();
         let gone = match tables.inodes.get(&id) {
-            Some(inode) if id != u64::from(sys::FUSE_ROOT_ID) => {
+            Some(inode) if id != fuse_wire::ROOT_ID => {
                 let before = inode.nlookup.fetch_sub(
                     n.min(inode.nlookup.load(Ordering::Relaxed)),
                     Ordering::Relaxed,
@@ -314,83 +279,45 @@ impl Fs {
     }
 
     /// Answers one request, writing the reply payload into `out`.
-    pub fn dispatch(&self, req: &Req<'_>, out: &mut [u8]) -> Outcome {
+    pub fn dispatch(&self, req: &Request<'_>, out: &mut [u8]) -> Outcome {
         match self.dispatch_inner(req, out) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Error(e),
         }
     }
 
-    fn put<T: testkit::sys_plain::Plain>(out: &mut [u8], value: &T) -> Result<Outcome, Errno> {
-        let bytes = bytes_of(value);
-        let dst = out.get_mut(..bytes.len()).ok_or(Errno::RANGE)?;
-        dst.copy_from_slice(bytes);
-        Ok(Outcome::Reply(bytes.len()))
-    }
-
-    fn dispatch_inner(&self, req: &Req<'_>, out: &mut [u8]) -> Result<Outcome, Errno> {
-        let id = req.header.nodeid;
-        let name = || -> &[u8] {
-            let rest = req.rest;
-            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            &rest[..end]
-        };
-        match req.header.opcode {
-            sys::FUSE_LOOKUP => {
-                let entry = self.do_lookup(id, name())?;
-                Self::put(out, &entry)
+    fn dispatch_inner(&self, req: &Request<'_>, out: &mut [u8]) -> Result<Outcome, Errno> {
+        let id = req.nodeid();
+        match *req.operation() {
+            Operation::Lookup { name } => {
+                sent(reply::entry(out, &self.do_lookup(id, name.to_bytes())?))
             }
-            sys::FUSE_FORGET => {
-                let arg: sys::fuse_forget_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+            Operation::Forget(arg) => {
                 self.forget(id, arg.nlookup);
                 Ok(Outcome::NoReply)
             }
-            sys::FUSE_BATCH_FORGET => {
-                let all = [req.arg, req.rest].concat();
-                let arg: sys::fuse_batch_forget_in = read_struct(&all).ok_or(Errno::INVAL)?;
-                let items = all
-                    .get(size_of::<sys::fuse_batch_forget_in>()..)
-                    .unwrap_or(&[]);
-                for chunk in items
-                    .chunks_exact(size_of::<sys::fuse_forget_one>())
-                    .take(arg.count as usize)
-                {
-                    if let Some(one) = read_struct::<sys::fuse_forget_one>(chunk) {
-                        self.forget(one.nodeid, one.nlookup);
-                    }
+            Operation::BatchForget(forgets) => {
+                for one in forgets {
+                    self.forget(one.nodeid, one.nlookup);
                 }
                 Ok(Outcome::NoReply)
             }
-            sys::FUSE_GETATTR => {
+            Operation::Getattr(_) => {
                 let inode = self.inode(id)?;
                 let st = rustix::fs::statat(
                     &inode.fd,
                     c"",
                     AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
                 )?;
-                let t = self.opts.attr_timeout;
-                Self::put(
-                    out,
-                    &sys::fuse_attr_out {
-                        attr_valid: t.as_secs(),
-                        attr_valid_nsec: t.subsec_nanos(),
-                        dummy: 0,
-                        attr: self.attr_of(&st),
-                    },
-                )
+                let attr = reply::attr_out(self.attr_of(&st), self.opts.attr_timeout);
+                sent(reply::attr(out, &attr))
             }
-            sys::FUSE_STATX => Err(Errno::NOSYS),
-            sys::FUSE_READLINK => {
+            Operation::Readlink => {
                 let inode = self.inode(id)?;
                 let target = rustix::fs::readlinkat(&inode.fd, c"", Vec::new())?;
-                let bytes = target.as_bytes();
-                out.get_mut(..bytes.len())
-                    .ok_or(Errno::RANGE)?
-                    .copy_from_slice(bytes);
-                Ok(Outcome::Reply(bytes.len()))
+                sent(reply::data(out, target.as_bytes()))
             }
-            sys::FUSE_ACCESS => {
-                let arg: sys::fuse_access_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+            Operation::Access(arg) => {
                 if arg.mask & libc::W_OK as u32 != 0 {
                     return Err(Errno::ROFS);
                 }
@@ -399,9 +326,8 @@ impl Fs {
                 rustix::fs::access(proc_path(inode.fd.as_fd()), access)?;
                 Ok(Outcome::Reply(0))
             }
-            sys::FUSE_OPEN => self.open(id, req, out),
-            sys::FUSE_READ => {
-                let arg: sys::fuse_read_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+            Operation::Open(arg) => self.open(id, &arg, out),
+            Operation::Read(arg) => {
                 let file = self.tables().files.get(arg.fh).ok_or(Errno::BADF)?;
                 let len = (arg.size as usize).min(out.len());
                 let n = pread_full(file.as_fd(), &mut out[..len], arg.offset)?;
@@ -410,13 +336,12 @@ impl Fs {
                     .fetch_add(n as u64, Ordering::Relaxed);
                 Ok(Outcome::Reply(n))
             }
-            sys::FUSE_RELEASE => {
-                let arg: sys::fuse_release_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+            Operation::Release(arg) => {
                 self.tables().files.remove(arg.fh);
                 Ok(Outcome::Reply(0))
             }
-            sys::FUSE_FLUSH => Ok(Outcome::Reply(0)),
-            sys::FUSE_OPENDIR => {
+            Operation::Flush(_) => Ok(Outcome::Reply(0)),
+            Operation::Opendir(_) => {
                 let dir = self.open_dir(id)?;
                 let mut entries = Vec::new();
                 for entry in rustix::fs::Dir::new(dir)? {
@@ -428,78 +353,65 @@ impl Fs {
                     ));
                 }
                 let fh = self.tables().dirs.insert(Arc::new(DirHandle { entries }));
-                Self::put(
-                    out,
-                    &sys::fuse_open_out {
-                        fh,
-                        open_flags: sys::FOPEN_CACHE_DIR | sys::FOPEN_KEEP_CACHE,
-                        backing_id: 0,
-                    },
-                )
+                let open = OpenOut::new(fh).flags(sys::FOPEN_CACHE_DIR | sys::FOPEN_KEEP_CACHE);
+                sent(reply::open(out, &open))
             }
-            sys::FUSE_READDIR | sys::FUSE_READDIRPLUS => {
-                let plus = req.header.opcode == sys::FUSE_READDIRPLUS;
-                let arg: sys::fuse_read_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+            Operation::Readdir(arg) | Operation::Readdirplus(arg) => {
+                let plus = matches!(req.operation(), Operation::Readdirplus(_));
                 let dir = self.tables().dirs.get(arg.fh).ok_or(Errno::BADF)?;
                 let limit = (arg.size as usize).min(out.len());
-                Ok(Outcome::Reply(self.readdir(
-                    id,
-                    &dir,
-                    arg.offset,
-                    plus,
-                    &mut out[..limit],
-                )))
+                let out = &mut out[..limit];
+                let len = if plus {
+                    self.readdirplus(id, &dir, arg.offset, out)
+                } else {
+                    readdir(&dir, arg.offset, out)
+                };
+                Ok(Outcome::Reply(len))
             }
-            sys::FUSE_RELEASEDIR => {
-                let arg: sys::fuse_release_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+            Operation::Releasedir(arg) => {
                 self.tables().dirs.remove(arg.fh);
                 Ok(Outcome::Reply(0))
             }
-            sys::FUSE_FSYNCDIR | sys::FUSE_FSYNC => Ok(Outcome::Reply(0)),
-            sys::FUSE_STATFS => {
-                let st = rustix::fs::fstatvfs(self.open_dir(u64::from(sys::FUSE_ROOT_ID))?)?;
-                Self::put(
-                    out,
-                    &sys::fuse_statfs_out {
-                        st: sys::fuse_kstatfs {
-                            blocks: st.f_blocks,
-                            bfree: st.f_bfree,
-                            bavail: st.f_bavail,
-                            files: st.f_files,
-                            ffree: st.f_ffree,
-                            bsize: st.f_bsize as u32,
-                            namelen: st.f_namemax as u32,
-                            frsize: st.f_frsize as u32,
-                            ..Default::default()
-                        },
-                    },
-                )
+            Operation::Fsync(_) | Operation::Fsyncdir(_) => Ok(Outcome::Reply(0)),
+            Operation::Statfs => {
+                let st = rustix::fs::fstatvfs(self.open_dir(fuse_wire::ROOT_ID)?)?;
+                let st = sys::fuse_kstatfs {
+                    blocks: st.f_blocks,
+                    bfree: st.f_bfree,
+                    bavail: st.f_bavail,
+                    files: st.f_files,
+                    ffree: st.f_ffree,
+                    bsize: st.f_bsize as u32,
+                    namelen: st.f_namemax as u32,
+                    frsize: st.f_frsize as u32,
+                    ..Default::default()
+                };
+                sent(reply::statfs(out, &st))
             }
-            sys::FUSE_GETXATTR | sys::FUSE_LISTXATTR => self.xattr(id, req, out),
-            sys::FUSE_INTERRUPT => {
-                // Every request is answered promptly from local files; nothing to cancel.
-                Ok(Outcome::NoReply)
-            }
-            sys::FUSE_DESTROY => Ok(Outcome::Reply(0)),
-            sys::FUSE_SETATTR
-            | sys::FUSE_SYMLINK
-            | sys::FUSE_MKNOD
-            | sys::FUSE_MKDIR
-            | sys::FUSE_UNLINK
-            | sys::FUSE_RMDIR
-            | sys::FUSE_RENAME
-            | sys::FUSE_RENAME2
-            | sys::FUSE_LINK
-            | sys::FUSE_WRITE
-            | sys::FUSE_SETXATTR
-            | sys::FUSE_REMOVEXATTR
-            | sys::FUSE_CREATE
-            | sys::FUSE_FALLOCATE
-            | sys::FUSE_COPY_FILE_RANGE
-            | sys::FUSE_COPY_FILE_RANGE_64
-            | sys::FUSE_TMPFILE
-            | sys::FUSE_SETLK
-            | sys::FUSE_SETLKW => Err(Errno::ROFS),
+            Operation::Getxattr { arg, name } => self.xattr(id, arg.size, Some(name), out),
+            Operation::Listxattr(arg) => self.xattr(id, arg.size, None, out),
+            // Every request is answered promptly from local files; nothing to cancel.
+            Operation::Interrupt(_) => Ok(Outcome::NoReply),
+            Operation::Destroy => Ok(Outcome::Reply(0)),
+            Operation::Setattr(_)
+            | Operation::Symlink { .. }
+            | Operation::Mknod { .. }
+            | Operation::Mkdir { .. }
+            | Operation::Unlink { .. }
+            | Operation::Rmdir { .. }
+            | Operation::Rename { .. }
+            | Operation::Rename2 { .. }
+            | Operation::Link { .. }
+            | Operation::Write { .. }
+            | Operation::Setxattr { .. }
+            | Operation::Removexattr { .. }
+            | Operation::Create { .. }
+            | Operation::Fallocate(_)
+            | Operation::CopyFileRange(_)
+            | Operation::CopyFileRange64(_)
+            | Operation::Tmpfile { .. }
+            | Operation::Setlk(_)
+            | Operation::Setlkw(_) => Err(Errno::ROFS),
             _ => Err(Errno::NOSYS),
         }
     }
@@ -515,8 +427,7 @@ impl Fs {
         )
     }
 
-    fn open(&self, id: u64, req: &Req<'_>, out: &mut [u8]) -> Result<Outcome, Errno> {
-        let arg: sys::fuse_open_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+    fn open(&self, id: u64, arg: &sys::fuse_open_in, out: &mut [u8]) -> Result<Outcome, Errno> {
         let acc = arg.flags & libc::O_ACCMODE as u32;
         if acc != libc::O_RDONLY as u32 || arg.flags & libc::O_TRUNC as u32 != 0 {
             return Err(Errno::ROFS);
@@ -534,13 +445,12 @@ impl Fs {
                 Mode::empty(),
             )
         })?;
-        let mut open_out = sys::fuse_open_out::default();
+        let mut backing = None;
         if self.opts.passthrough {
             if let Some(dev) = &self.dev {
                 match inode.backing.get_or_open(dev, file.as_fd()) {
                     Ok(id) => {
-                        open_out.open_flags |= sys::FOPEN_PASSTHROUGH;
-                        open_out.backing_id = id;
+                        backing = Some(id);
                         self.stats.passthrough_opens.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(_) => {
@@ -551,115 +461,104 @@ impl Fs {
                 }
             }
         }
-        open_out.fh = self.tables().files.insert(Arc::new(file));
-        Self::put(out, &open_out)
+        let fh = self.tables().files.insert(Arc::new(file));
+        let open = match backing {
+            Some(id) => OpenOut::new(fh).passthrough(id),
+            None => OpenOut::new(fh),
+        };
+        sent(reply::open(out, &open))
     }
 
-    fn readdir(
-        &self,
-        parent: u64,
-        dir: &DirHandle,
-        offset: u64,
-        plus: bool,
-        out: &mut [u8],
-    ) -> usize {
-        let mut used = 0;
+    /// READDIRPLUS: like [`readdir`], each entry with its lookup (counted only for the
+    /// entries that fit).
+    fn readdirplus(&self, parent: u64, dir: &DirHandle, offset: u64, out: &mut [u8]) -> usize {
+        let mut buf = DirentPlusBuf::new(out);
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, (name, ino, kind)) in dir.entries.iter().enumerate().skip(start) {
-            let size = if plus {
-                sys::fuse_direntplus_size(name.len())
-            } else {
-                sys::fuse_dirent_size(name.len())
-            };
-            if used + size > out.len() {
+            if !buf.has_room(name.len()) {
                 break;
             }
-            let record = &mut out[used..used + size];
-            record.fill(0);
-            let mut at = 0;
-            let mut ino = *ino;
-            if plus {
-                let dot = name.as_slice() == b"." || name.as_slice() == b"..";
-                let entry = if dot {
-                    sys::fuse_entry_out {
-                        attr: sys::fuse_attr {
-                            ino,
-                            mode: u32::from(*kind) << 12,
-                            ..Default::default()
-                        },
+            let dot = name.as_slice() == b"." || name.as_slice() == b"..";
+            let entry = if dot {
+                // No lookup for . and ..: the kernel only lists them.
+                sys::fuse_entry_out {
+                    attr: sys::fuse_attr {
+                        ino: *ino,
+                        mode: u32::from(*kind) << 12,
                         ..Default::default()
-                    }
-                } else {
-                    // Vanished since OPENDIR: an entry without attributes (nodeid 0).
-                    self.do_lookup(parent, name).unwrap_or_default()
-                };
-                if entry.nodeid != 0 {
-                    ino = entry.attr.ino;
+                    },
+                    ..Default::default()
                 }
-                let bytes = bytes_of(&entry);
-                record[..bytes.len()].copy_from_slice(bytes);
-                at = bytes.len();
+            } else {
+                // Vanished since OPENDIR: an entry without attributes (nodeid 0).
+                self.do_lookup(parent, name).unwrap_or_default()
+            };
+            if buf
+                .push(&entry, index as u64 + 1, u32::from(*kind), name)
+                .is_err()
+            {
+                if entry.nodeid != 0 {
+                    self.forget(entry.nodeid, 1);
+                }
+                break;
             }
-            // struct fuse_dirent { u64 ino; u64 off; u32 namelen; u32 type; char name[]; }
-            record[at..at + 8].copy_from_slice(&ino.to_ne_bytes());
-            record[at + 8..at + 16].copy_from_slice(&(index as u64 + 1).to_ne_bytes());
-            record[at + 16..at + 20].copy_from_slice(&(name.len() as u32).to_ne_bytes());
-            record[at + 20..at + 24].copy_from_slice(&u32::from(*kind).to_ne_bytes());
-            let name_at = at + sys::FUSE_NAME_OFFSET as usize;
-            record[name_at..name_at + name.len()].copy_from_slice(name);
-            used += size;
         }
-        used
+        buf.len()
     }
 
-    fn xattr(&self, id: u64, req: &Req<'_>, out: &mut [u8]) -> Result<Outcome, Errno> {
-        let arg: sys::fuse_getxattr_in = read_struct(req.arg).ok_or(Errno::INVAL)?;
+    /// GETXATTR (`name`) or LISTXATTR (no name): the size when `size` is 0, else the data.
+    fn xattr(
+        &self,
+        id: u64,
+        size: u32,
+        name: Option<&CStr>,
+        out: &mut [u8],
+    ) -> Result<Outcome, Errno> {
         let inode = self.inode(id)?;
         let st = rustix::fs::fstat(&inode.fd)?;
         if file_type_bits(&st) == libc::S_IFLNK {
             // O_PATH symlink fds cannot carry xattr calls; links have none here.
-            return if req.header.opcode == sys::FUSE_LISTXATTR {
-                if arg.size == 0 {
-                    Self::put(out, &sys::fuse_getxattr_out::default())
-                } else {
-                    Ok(Outcome::Reply(0))
-                }
-            } else {
-                Err(Errno::NODATA)
+            return match name {
+                Some(_) => Err(Errno::NODATA),
+                None if size == 0 => sent(reply::xattr_size(out, 0)),
+                None => Ok(Outcome::Reply(0)),
             };
         }
         let path = proc_path(inode.fd.as_fd());
-        let name_bytes = {
-            let rest = req.rest;
-            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-            rest.get(..=end).unwrap_or(rest)
-        };
-        let size = if arg.size == 0 {
-            if req.header.opcode == sys::FUSE_LISTXATTR {
-                rustix::fs::listxattr_query(&path)?
-            } else {
-                let name = CStr::from_bytes_with_nul(name_bytes).map_err(|_| Errno::INVAL)?;
-                rustix::fs::getxattr_query(&path, name)?
-            }
-        } else {
-            let len = (arg.size as usize).min(out.len());
-            let buf = &mut out[..len];
-            let n = if req.header.opcode == sys::FUSE_LISTXATTR {
-                rustix::fs::listxattr(&path, buf)?
-            } else {
-                let name = CStr::from_bytes_with_nul(name_bytes).map_err(|_| Errno::INVAL)?;
-                rustix::fs::getxattr(&path, name, buf)?
+        if size == 0 {
+            let size = match name {
+                None => rustix::fs::listxattr_query(&path)?,
+                Some(name) => rustix::fs::getxattr_query(&path, name)?,
             };
-            return Ok(Outcome::Reply(n));
+            return sent(reply::xattr_size(
+                out,
+                u32::try_from(size).map_err(|_| Errno::RANGE)?,
+            ));
+        }
+        let len = (size as usize).min(out.len());
+        let buf = &mut out[..len];
+        let n = match name {
+            None => rustix::fs::listxattr(&path, buf)?,
+            Some(name) => rustix::fs::getxattr(&path, name, buf)?,
         };
-        Self::put(
-            out,
-            &sys::fuse_getxattr_out {
-                size: u32::try_from(size).map_err(|_| Errno::RANGE)?,
-                padding: 0,
-            },
-        )
+        Ok(Outcome::Reply(n))
     }
+}
+
+/// READDIR: the entries from `offset` (an index into the listing taken at OPENDIR; each
+/// record carries the next index), as many as fit in `out`.
+fn readdir(dir: &DirHandle, offset: u64, out: &mut [u8]) -> usize {
+    let mut buf = DirentBuf::new(out);
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    for (index, (name, ino, kind)) in dir.entries.iter().enumerate().skip(start) {
+        if buf
+            .push(*ino, index as u64 + 1, u32::from(*kind), name)
+            .is_err()
+        {
+            break;
+        }
+    }
+    buf.len()
 }
 
 /// `pread` until `buf` is full or end of file.

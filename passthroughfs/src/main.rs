@@ -12,11 +12,7 @@
 
 #![allow(missing_docs, unreachable_pub)]
 
-mod backing;
-mod dev;
-mod fs;
-mod stats;
-mod uring;
+use passthroughfs::{backing, dev, fs, uring};
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -24,7 +20,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuse_kernel_sys as sys;
+use fuse_wire::sys;
+use fuse_wire::sys::zerocopy::IntoBytes;
 use rustix::io::Errno;
 
 const HELP: &str = "\
@@ -260,6 +257,32 @@ fn raise_readahead(mount: &testkit::Mount) {
     }
 }
 
+/// Reads the kernel's INIT request: its `unique` and what it offers.
+fn read_init(
+    dev: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(u64, fuse_wire::KernelInit), Fatal> {
+    loop {
+        let n = match rustix::io::read(dev, &mut *buf) {
+            Ok(n) => n,
+            Err(Errno::INTR | Errno::AGAIN) => continue,
+            Err(Errno::NODEV) => {
+                return Err(Fatal("the kernel closed the connection before INIT".into()));
+            }
+            Err(e) => return Err(Fatal(format!("reading INIT: {e}"))),
+        };
+        let request = fuse_wire::Request::parse(&buf[..n], fuse_wire::Protocol::default())
+            .map_err(|e| Fatal(format!("INIT from the kernel: {e}")))?;
+        return match request.operation() {
+            fuse_wire::Operation::Init(kernel) => Ok((request.unique(), *kernel)),
+            _ => Err(Fatal(format!(
+                "expected INIT from the kernel, got opcode {}",
+                request.opcode()
+            ))),
+        };
+    }
+}
+
 /// Wakes the main thread (a worker ended or failed).
 fn wake_main() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1);
@@ -291,18 +314,9 @@ fn run(args: Args) -> Result<(), Fatal> {
     })?;
 
     // INIT: see what the kernel offers, decide, and answer.
-    let mut buf = vec![0u8; 1 << 16];
-    let init = testkit::read_request(dev.as_fd(), &mut buf)?
-        .ok_or_else(|| Fatal("the kernel closed the connection before INIT".into()))?;
-    let init_in: sys::fuse_init_in = init
-        .arg()
-        .ok_or_else(|| Fatal("short INIT request from the kernel".into()))?;
-    let offered = u64::from(init_in.flags)
-        | if init_in.flags & sys::FUSE_INIT_EXT != 0 {
-            u64::from(init_in.flags2) << 32
-        } else {
-            0
-        };
+    let mut buf = vec![0u8; fuse_wire::init::MIN_READ_BUFFER];
+    let (init_unique, kernel) = read_init(dev.as_fd(), &mut buf)?;
+    let offered = kernel.flags;
 
     let passthrough = args.passthrough && offered & sys::FUSE_PASSTHROUGH != 0;
     let uring_offered = offered & sys::FUSE_OVER_IO_URING != 0;
@@ -326,7 +340,7 @@ fn run(args: Args) -> Result<(), Fatal> {
             }
         }
         TransportChoice::Uring | TransportChoice::Auto => {
-            match uring::Rings::prepare(&queues, &init_in) {
+            match uring::Rings::prepare(&queues, &kernel) {
                 Ok(r) => rings = Some(r),
                 Err(e) if args.transport == TransportChoice::Uring => {
                     return Err(Fatal(format!("cannot set up the io_uring rings: {e}")));
@@ -336,8 +350,8 @@ fn run(args: Args) -> Result<(), Fatal> {
         }
     }
 
-    let opts = testkit::InitOptions {
-        want: u64::from(
+    let config = fuse_wire::InitConfig::default().with(
+        u64::from(
             sys::FUSE_ASYNC_READ
                 | sys::FUSE_MAX_PAGES
                 | sys::FUSE_BIG_WRITES
@@ -355,11 +369,15 @@ fn run(args: Args) -> Result<(), Fatal> {
         } else {
             0
         },
-        max_write: 1 << 20,
-        max_pages: 256,
-        max_stack_depth: 1,
+    );
+    let negotiated = match fuse_wire::negotiate(&kernel, &config) {
+        Ok(n) => n,
+        Err(e) => {
+            let header = fuse_wire::out_header(init_unique, fuse_wire::out_error(e.errno()), 0);
+            let _ = rustix::io::write(dev.as_fd(), header.as_bytes());
+            return Err(Fatal(format!("INIT: {e}")));
+        }
     };
-    let negotiated = testkit::init_reply(&init_in, &opts);
     let fs = Arc::new(fs::Fs::new(
         &args.source,
         fs::Options {
@@ -368,15 +386,19 @@ fn run(args: Args) -> Result<(), Fatal> {
         },
         Some(dev.clone()),
     )?);
-    testkit::reply(
+    let reply = negotiated.reply_bytes();
+    let header = fuse_wire::out_header(init_unique, 0, reply.len());
+    rustix::io::writev(
         dev.as_fd(),
-        init.header.unique,
-        0,
-        &[testkit::bytes_of(&negotiated.init_out)],
+        &[
+            std::io::IoSlice::new(header.as_bytes()),
+            std::io::IoSlice::new(reply),
+        ],
     )?;
     raise_readahead(&mount);
-    let payload = uring::payload_size(&negotiated.init_out);
-    let buffer_size = payload + 4096;
+    let payload = negotiated.uring_payload_size();
+    let buffer_size = negotiated.read_buffer_size();
+    let protocol = negotiated.protocol();
 
     // Start the workers: rings first (every queue must have an entry before requests flow),
     // then the /dev/fuse workers (all requests without io_uring; FORGET/INTERRUPT with it).
@@ -387,6 +409,7 @@ fn run(args: Args) -> Result<(), Fatal> {
             dev.clone(),
             payload,
             args.pin_queues,
+            protocol,
             wake_main,
         )?);
         "uring"
@@ -409,7 +432,7 @@ fn run(args: Args) -> Result<(), Fatal> {
             std::thread::Builder::new()
                 .name(format!("fuse-dev-{i}"))
                 .spawn(move || {
-                    let r = dev::serve(&fs, fd.as_fd(), buffer_size);
+                    let r = dev::serve(&fs, fd.as_fd(), buffer_size, protocol);
                     if let Err(e) = &r {
                         eprintln!("passthroughfs: /dev/fuse worker {i}: {e}");
                     }
@@ -428,8 +451,8 @@ fn run(args: Args) -> Result<(), Fatal> {
             0
         },
         args.attr_timeout,
-        negotiated.init_out.max_write,
-        init_in.minor,
+        negotiated.max_write(),
+        kernel.minor,
     );
 
     // Wait for a stop signal, or for a worker to end (unmounted from outside, or an error).

@@ -14,8 +14,9 @@ use std::thread::JoinHandle;
 
 use fuse_kernel_sys as sys;
 use fuse_uring::{Queue, QueueBuffers, QueueConfig};
+use fuse_wire::{Protocol, Request, out_error};
 
-use crate::fs::{Fs, Outcome, Req};
+use crate::fs::{Fs, Outcome};
 use crate::stats::Transport;
 
 /// Entries per queue: how many requests one queue holds at once.
@@ -30,11 +31,6 @@ pub fn possible_queues() -> Vec<u16> {
     fuse_uring::queue_ids().map_or_else(|_| vec![0], |ids| ids.collect())
 }
 
-/// Payload buffer size for the negotiated limits.
-pub fn payload_size(init_out: &sys::fuse_init_out) -> usize {
-    fuse_uring::payload_size(init_out)
-}
-
 /// What was checked before `FUSE_OVER_IO_URING` is agreed in the INIT reply.
 #[derive(Debug)]
 pub struct Rings {
@@ -45,8 +41,16 @@ impl Rings {
     /// Checks that io_uring can really be used before agreeing to it (agreeing and then
     /// failing to register would leave requests waiting): the kernel offers it for this
     /// connection, and a ring with the FUSE setup can be created here.
-    pub fn prepare(queues: &[u16], init_in: &sys::fuse_init_in) -> io::Result<Rings> {
-        fuse_uring::check_init(init_in).map_err(io::Error::other)?;
+    pub fn prepare(queues: &[u16], kernel: &fuse_wire::KernelInit) -> io::Result<Rings> {
+        let init_in = sys::fuse_init_in {
+            major: kernel.major,
+            minor: kernel.minor,
+            max_readahead: kernel.max_readahead,
+            flags: kernel.flags as u32,
+            flags2: (kernel.flags >> 32) as u32,
+            ..Default::default()
+        };
+        fuse_uring::check_init(&init_in).map_err(io::Error::other)?;
         if queues.is_empty() {
             return Err(io::Error::other("no possible CPUs found"));
         }
@@ -70,6 +74,7 @@ impl Rings {
         dev: Arc<OwnedFd>,
         payload: usize,
         pin: bool,
+        protocol: Protocol,
         wake: fn(),
     ) -> io::Result<Vec<JoinHandle<Result<(), String>>>> {
         let mut threads = Vec::with_capacity(self.queues.len());
@@ -80,7 +85,7 @@ impl Rings {
                 std::thread::Builder::new()
                     .name(format!("fuse-uring-{qid}"))
                     .spawn(move || {
-                        let r = serve_queue(&fs, &dev, qid, payload, pin)
+                        let r = serve_queue(&fs, &dev, qid, payload, pin, protocol)
                             .map_err(|e| format!("queue {qid}: {e}"));
                         if let Err(e) = &r {
                             eprintln!("passthroughfs: io_uring {e}");
@@ -119,7 +124,14 @@ fn payload_for_queue(qid: u16, payload: usize) -> usize {
     }
 }
 
-fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize, pin: bool) -> io::Result<()> {
+fn serve_queue(
+    fs: &Fs,
+    dev: &OwnedFd,
+    qid: u16,
+    payload: usize,
+    pin: bool,
+    protocol: Protocol,
+) -> io::Result<()> {
     if pin {
         pin_to_cpu(qid);
     }
@@ -146,10 +158,11 @@ fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize, pin: bool) -> i
                 continue;
             }
             let header = *entry.in_header();
-            let mut arg = [0u8; sys::FUSE_URING_OP_IN_OUT_SZ as usize];
-            let op_in = entry.op_in();
-            arg[..op_in.len()].copy_from_slice(op_in);
-            let arg_len = op_in.len();
+            // The request's names and data are copied out of the payload buffer, which the
+            // reply then overwrites in place.
+            let mut op_in = [0u8; sys::FUSE_URING_OP_IN_OUT_SZ as usize];
+            let from = entry.op_in();
+            op_in[..from.len()].copy_from_slice(from);
             let rest = entry.payload();
             let rest_len = if rest.len() <= scratch.len() {
                 scratch[..rest.len()].copy_from_slice(rest);
@@ -158,14 +171,14 @@ fn serve_queue(fs: &Fs, dev: &OwnedFd, qid: u16, payload: usize, pin: bool) -> i
                 0
             };
             fs.stats.record(Transport::Uring, header.opcode);
-            let req = Req {
-                header,
-                arg: &arg[..arg_len],
-                rest: &scratch[..rest_len],
-            };
-            let written = match fs.dispatch(&req, entry.payload_mut()) {
+            let outcome =
+                match Request::parse_split(&header, &op_in, &scratch[..rest_len], protocol) {
+                    Ok(req) => fs.dispatch(&req, entry.payload_mut()),
+                    Err(e) => Outcome::Error(e.errno()),
+                };
+            let written = match outcome {
                 Outcome::Reply(n) => entry.set_reply(n),
-                Outcome::Error(e) => entry.set_error(e.raw_os_error()),
+                Outcome::Error(e) => entry.set_error(-out_error(e)),
                 // FORGET and INTERRUPT never come through the ring; answer defensively.
                 Outcome::NoReply => entry.set_error(libc::ENOSYS),
             };
