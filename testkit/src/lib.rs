@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
+use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -274,75 +275,14 @@ pub fn abort_connection(n: u32) -> io::Result<()> {
     fs::write(dir.join(n.to_string()).join("abort"), "1")
 }
 
-/// Reads a plain ABI struct from the start of `bytes` (unaligned), or `None` if too short.
-pub fn read_struct<T: sys_plain::Plain>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < size_of::<T>() {
-        return None;
-    }
-    // SAFETY: `bytes` holds at least size_of::<T>() readable bytes (checked above), and
-    // `T: Plain` is a struct of integers for which every bit pattern is a valid value.
-    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+/// Reads an ABI struct from the start of `bytes` (unaligned), or `None` if too short.
+pub fn read_struct<T: FromBytes>(bytes: &[u8]) -> Option<T> {
+    T::read_from_prefix(bytes).ok().map(|(value, _)| value)
 }
 
-/// The bytes of a plain ABI struct.
-pub fn bytes_of<T: sys_plain::Plain>(value: &T) -> &[u8] {
-    // SAFETY: `T: Plain` has no padding bytes, so all size_of::<T>() bytes behind the
-    // reference are initialised; the slice borrows `value` and cannot outlive it.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
-}
-
-/// The plain-old-data marker for the ABI structs the scaffolding reads and writes.
-pub mod sys_plain {
-    use fuse_kernel_sys::*;
-
-    /// A `#[repr(C)]` struct of integers with no padding: every bit pattern is valid and all
-    /// bytes are initialised.
-    ///
-    /// # Safety
-    /// Only for such structs. The ABI tests check the no-padding property for every struct of
-    /// the header against the C compiler.
-    pub unsafe trait Plain: Copy {}
-
-    macro_rules! plain {
-        ($($t:ty),* $(,)?) => { $(
-            // SAFETY: a fuse ABI struct of integer fields without padding (checked by abi-tests).
-            unsafe impl Plain for $t {}
-        )* };
-    }
-    plain!(
-        fuse_in_header,
-        fuse_out_header,
-        fuse_init_in,
-        fuse_init_out,
-        fuse_attr,
-        fuse_attr_out,
-        fuse_entry_out,
-        fuse_getattr_in,
-        fuse_open_in,
-        fuse_open_out,
-        fuse_read_in,
-        fuse_release_in,
-        fuse_flush_in,
-        fuse_statfs_out,
-        fuse_kstatfs,
-        fuse_forget_in,
-        fuse_batch_forget_in,
-        fuse_forget_one,
-        fuse_interrupt_in,
-        fuse_getxattr_in,
-        fuse_getxattr_out,
-        fuse_access_in,
-        fuse_statx_in,
-        fuse_backing_map,
-        fuse_uring_ent_in_out,
-        fuse_uring_cmd_req,
-        fuse_write_out,
-        fuse_write_in,
-    );
-    // SAFETY: bytes are plain data.
-    unsafe impl Plain for u64 {}
-    // SAFETY: bytes are plain data.
-    unsafe impl Plain for u32 {}
+/// The bytes of an ABI struct.
+pub fn bytes_of<T: IntoBytes + Immutable>(value: &T) -> &[u8] {
+    value.as_bytes()
 }
 
 /// One request read from `/dev/fuse`.
@@ -361,7 +301,7 @@ impl Request {
     }
 
     /// The fixed argument struct at the start of the body.
-    pub fn arg<T: sys_plain::Plain>(&self) -> Option<T> {
+    pub fn arg<T: FromBytes>(&self) -> Option<T> {
         read_struct(&self.body)
     }
 }
