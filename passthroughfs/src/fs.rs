@@ -462,9 +462,12 @@ impl Fs {
             }
         }
         let fh = self.tables().files.insert(Arc::new(file));
+        // Read-only opens have nothing to flush: FOPEN_NOFLUSH spares the FLUSH request the
+        // kernel would send at every close (one of the 9 requests of open+read+close).
+        let open = OpenOut::new(fh).flags(sys::FOPEN_NOFLUSH);
         let open = match backing {
-            Some(id) => OpenOut::new(fh).passthrough(id),
-            None => OpenOut::new(fh),
+            Some(id) => open.passthrough(id),
+            None => open,
         };
         sent(reply::open(out, &open))
     }

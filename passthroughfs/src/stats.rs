@@ -144,6 +144,9 @@ impl Stats {
         let reads = self.count(Transport::Dev, fuse_kernel_sys::FUSE_READ)
             + self.count(Transport::Uring, fuse_kernel_sys::FUSE_READ);
         let _ = writeln!(s, "stats: read_requests: {reads}");
+        let flushes = self.count(Transport::Dev, fuse_kernel_sys::FUSE_FLUSH)
+            + self.count(Transport::Uring, fuse_kernel_sys::FUSE_FLUSH);
+        let _ = writeln!(s, "stats: flush_requests: {flushes}");
         let _ = writeln!(
             s,
             "stats: served_read_bytes: {}",

@@ -43,6 +43,8 @@ fn mirror_and_compare(args: &[&str]) -> (String, String) {
         "mount left behind"
     );
     eprintln!("{ready}\n{compared:?}\n{stdout}");
+    // Every file was opened and closed, read-only: FOPEN_NOFLUSH spares the FLUSHes.
+    assert_eq!(stat_value(&stdout, "flush_requests"), Some(0), "{stdout}");
     (ready, stdout)
 }
 

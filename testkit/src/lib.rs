@@ -24,9 +24,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
-use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 
 mod memfs;
 pub use memfs::{MemFs, Node};
