@@ -61,7 +61,11 @@ pub fn is_root() -> bool {
 
 /// Whether FUSE-over-io_uring is switched on (`/sys/module/fuse/parameters/enable_uring`).
 pub fn uring_enabled() -> bool {
-    fs::read_to_string("/sys/module/fuse/parameters/enable_uring").is_ok_and(|v| v.trim() == "Y")
+    // The same rule as `fuse_uring::uring_support` (which testkit cannot depend on: it is a
+    // dev-dependency of fuse-uring): the kernel prints a bool parameter as Y or N, and
+    // accepts 1 when it is written.
+    fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
+        .is_ok_and(|v| matches!(v.trim(), "Y" | "1"))
 }
 
 /// Checks that kernel tests can run here (root and `/dev/fuse`); otherwise [`skip`]s and
