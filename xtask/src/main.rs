@@ -159,6 +159,38 @@ fn apt_install(package: &str, why: &str) -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
+/// The first `name` in a directory of `PATH`, or in `/usr/bin` or `/bin`.
+fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/bin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Makes `/dev/fuse` readable and writable by every user (mode 0666, what udev's default
+/// rules set), as root, when it is not.
+fn fuse_device_mode_for_users() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dev = Path::new("/dev/fuse");
+    let Ok(meta) = std::fs::metadata(dev) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o666 == 0o666 {
+        println!("xtask: /dev/fuse: mode {mode:o}, usable by every user");
+    } else if is_root() {
+        match std::fs::set_permissions(dev, std::fs::Permissions::from_mode(0o666)) {
+            Ok(()) => println!(
+                "xtask: /dev/fuse: mode {mode:o} -> 666 (as udev sets it; unprivileged mounts need it)"
+            ),
+            Err(e) => println!("xtask: /dev/fuse: mode {mode:o}, chmod 666 failed: {e}"),
+        }
+    } else {
+        println!("xtask: /dev/fuse: mode {mode:o}; unprivileged mounts need: chmod 666 /dev/fuse");
+    }
+}
+
 pub(crate) fn setup() -> Result<(), String> {
     // libclang, for the default (bindgen) build of fuse-kernel-sys.
     if build_support::libclang_available() {
@@ -187,6 +219,15 @@ pub(crate) fn setup() -> Result<(), String> {
             "xtask: /dev/fuse: missing (kernel tests will skip or, with FUSE_TESTS_REQUIRE_KERNEL=1, fail)"
         );
     }
+    // fusermount3 (package fuse3) and a /dev/fuse that every user may open, for the
+    // unprivileged mount test of fuse-dev. udev makes /dev/fuse 0666 on a normal system; a
+    // machine without udev leaves it 0600, and fusermount3 opens it as the calling user.
+    if find_in_path("fusermount3").is_some() {
+        println!("xtask: fusermount3: found");
+    } else {
+        apt_install("fuse3", "fusermount3 (mounting without root)")?;
+    }
+    fuse_device_mode_for_users();
     let knob = Path::new("/sys/module/fuse/parameters/enable_uring");
     match std::fs::read_to_string(knob) {
         Ok(v) if v.trim() == "Y" => println!("xtask: FUSE-over-io_uring: enabled"),
