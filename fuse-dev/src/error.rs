@@ -1,5 +1,5 @@
-//! Error types: [`MountError`] (mounting, unmounting, mount checks) and [`ChannelError`]
-//! (reading and writing `/dev/fuse`).
+//! Error types: [`MountError`] (mounting, unmounting, mount checks), [`ChannelError`]
+//! (reading and writing `/dev/fuse`) and [`HandshakeError`] (INIT).
 
 use std::fmt;
 use std::io;
@@ -213,7 +213,7 @@ pub enum ChannelError {
         claimed: u32,
     },
     /// A reply or notification is larger than `u32::MAX` bytes, or has more parts than
-    /// the channel takes (`MAX_PARTS`).
+    /// [`MAX_PARTS`](crate::MAX_PARTS).
     TooLarge,
     /// The kernel refused the syscall with this errno (`EINVAL` for a malformed reply,
     /// `EBADF`, `EFAULT`, ...; `ENOENT` of a notification).
@@ -256,6 +256,77 @@ impl std::error::Error for ChannelError {}
 
 impl From<ChannelError> for io::Error {
     fn from(e: ChannelError) -> io::Error {
+        io::Error::new(io::Error::from(e.errno()).kind(), e)
+    }
+}
+
+/// Why the INIT handshake failed.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// Reading or writing the channel failed.
+    Channel(ChannelError),
+    /// The connection ended before INIT came (`ENODEV`: unmounted or aborted).
+    Closed,
+    /// The first request was not INIT (a kernel bug, or a device already past INIT).
+    NotInit {
+        /// The opcode that came.
+        opcode: u32,
+    },
+    /// INIT's bytes could not be decoded.
+    Decode(fuse_wire::DecodeError),
+    /// The kernel speaks a protocol we do not serve; INIT was answered with the errno
+    /// (`EPROTO`).
+    Refused(fuse_wire::InitError),
+}
+
+impl HandshakeError {
+    /// The errno: the channel's, `ENODEV` for [`HandshakeError::Closed`], `EPROTO` for a
+    /// request that is not INIT or a refused protocol, the decoder's for a malformed INIT.
+    pub fn errno(&self) -> Errno {
+        match self {
+            HandshakeError::Channel(e) => e.errno(),
+            HandshakeError::Closed => Errno::NODEV,
+            HandshakeError::NotInit { .. } => Errno::PROTO,
+            HandshakeError::Decode(e) => e.errno(),
+            HandshakeError::Refused(e) => e.errno(),
+        }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Channel(e) => write!(f, "INIT: {e}"),
+            HandshakeError::Closed => f.write_str("the connection ended before INIT"),
+            HandshakeError::NotInit { opcode } => {
+                write!(f, "expected INIT as the first request, got opcode {opcode}")
+            }
+            HandshakeError::Decode(e) => write!(f, "malformed INIT: {e}"),
+            HandshakeError::Refused(e) => write!(f, "INIT refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandshakeError::Channel(e) => Some(e),
+            HandshakeError::Decode(e) => Some(e),
+            HandshakeError::Refused(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ChannelError> for HandshakeError {
+    fn from(e: ChannelError) -> HandshakeError {
+        HandshakeError::Channel(e)
+    }
+}
+
+impl From<HandshakeError> for io::Error {
+    fn from(e: HandshakeError) -> io::Error {
         io::Error::new(io::Error::from(e.errno()).kind(), e)
     }
 }

@@ -11,6 +11,9 @@
 //! | unmount only ours | [`Mount::unmount`], and on drop | `statx` ×2, `umount2` or `fusermount3 -u -z` | |
 //! | checks before mounting | [`is_mount_point`], [`check_overlap`] | `statx` | 5.8 for mount ids |
 //! | fusectl, readahead | [`Connection`] | sysfs reads/writes | 2.6.23; writes 4.19 |
+//! | read a request | [`Channel::receive`] (buffer size checked) | `read` | 2.6.14 |
+//! | reply, notify | [`Channel::reply`], [`Channel::reply_error`], [`Channel::notify`] | one `writev`/`write` | 2.6.14 |
+//! | INIT | [`Channel::handshake`], or [`Channel::read_init`] + [`Channel::reply_init`] (io_uring order) | `read`, `writev` | 7.36+ served (5.17) |
 //!
 //! # Mounts are identified by what they are
 //!
@@ -32,6 +35,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod channel;
 mod device;
 mod error;
 mod fusectl;
@@ -40,8 +44,9 @@ mod identity;
 mod mount;
 mod options;
 
+pub use channel::{Channel, InitRequest, MAX_PARTS, MIN_READ_BUFFER};
 pub use device::{DEVICE_PATH, Device};
-pub use error::{ChannelError, MountError};
+pub use error::{ChannelError, HandshakeError, MountError};
 pub use fusectl::{Connection, FUSECTL_DIR};
 pub use fusermount::{FUSERMOUNT, find_fusermount};
 pub use identity::{
@@ -50,4 +55,5 @@ pub use identity::{
 pub use mount::{Mount, UnmountOutcome};
 pub use options::MountOptions;
 
+pub use fuse_wire;
 pub use rustix::io::Errno;

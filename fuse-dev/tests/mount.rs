@@ -8,15 +8,18 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use fuse_dev::fuse_wire::InitConfig;
 use fuse_dev::{
-    Device, MountError, MountId, MountOptions, Overlap, Presence, UnmountOutcome, check_overlap,
-    is_mount_point,
+    Channel, Device, MountError, MountId, MountOptions, Overlap, Presence, UnmountOutcome,
+    check_overlap, is_mount_point,
 };
 use rustix::mount::{MountFlags, UnmountFlags};
 
 const SUBTYPE: &str = "fusedevtest";
 
-/// A mount served by a background thread (testkit's in-memory file system), torn down in
+/// A mount served by a background thread (the tests' small server), torn down in
 /// order: unmount (our guard), then the server sees ENODEV; aborted through fusectl if not.
 struct Served {
     mount: Option<fuse_dev::Mount>,
@@ -30,18 +33,13 @@ impl Served {
         let dev = Device::open().unwrap();
         let mount = fuse_dev::Mount::new(&dev, &dir, &MountOptions::new().subtype(SUBTYPE))
             .expect("mount(2) as root");
-        testkit::handshake(
-            std::os::fd::AsFd::as_fd(&dev),
-            &testkit::InitOptions::default(),
-        )
-        .unwrap();
+        let mut chan = Channel::new(dev);
+        let mut config = InitConfig::default();
+        config.max_background = 16;
+        config.congestion_threshold = 12;
+        chan.handshake(&config).unwrap();
         let server = std::thread::spawn(move || {
-            let counters = testkit::Counters::default();
-            testkit::serve(
-                std::os::fd::AsFd::as_fd(&dev),
-                &mut testkit::MemFs::new(),
-                &counters,
-            )
+            common::serve(&chan, &common::Counts::default()).map_err(std::io::Error::from)
         });
         Served {
             mount: Some(mount),
@@ -316,7 +314,7 @@ fn fusectl_reads_writes_and_aborts_the_connection() {
     let mut served = Served::start("fusectl");
     let dir = served.mount().mount_point().to_owned();
     let conn = served.mount().connection().unwrap();
-    // testkit's INIT reply asks for max_background 16 and congestion_threshold 12.
+    // The INIT reply asked for max_background 16 and congestion_threshold 12.
     assert_eq!(conn.max_background().unwrap(), 16);
     assert_eq!(conn.congestion_threshold().unwrap(), 12);
     conn.set_max_background(40).unwrap();

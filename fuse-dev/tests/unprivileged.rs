@@ -22,6 +22,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use fuse_dev::{MountOptions, UnmountOutcome};
 
 const CHILD_ENV: &str = "FUSE_DEV_CHILD";
@@ -81,26 +83,18 @@ fn child(mode: &str, dir: &Path) -> Result<(), String> {
         mount.identity().device(),
         mount.identity().connection_number()
     );
-    let dev = Arc::new(dev);
-    testkit::handshake(
-        std::os::fd::AsFd::as_fd(&*dev),
-        &testkit::InitOptions::default(),
-    )
-    .map_err(|e| format!("INIT: {e}"))?;
-    let counters = Arc::new(testkit::Counters::default());
+    let mut chan = fuse_dev::Channel::new(dev);
+    let negotiated = chan
+        .handshake(&fuse_dev::fuse_wire::InitConfig::default())
+        .map_err(|e| format!("INIT: {e}"))?;
+    println!("child: INIT answered (minor {})", negotiated.minor());
+    let counts = Arc::new(common::Counts::default());
     let server = {
-        let dev = dev.clone();
-        let counters = counters.clone();
-        std::thread::spawn(move || {
-            testkit::serve(
-                std::os::fd::AsFd::as_fd(&*dev),
-                &mut testkit::MemFs::new(),
-                &counters,
-            )
-        })
+        let counts = counts.clone();
+        std::thread::spawn(move || common::serve(&chan, &counts))
     };
     let meta = fs::metadata(mount.mount_point()).map_err(|e| format!("stat: {e}"))?;
-    let getattrs = counters.count(fuse_kernel_sys::FUSE_GETATTR);
+    let getattrs = counts.getattr.load(std::sync::atomic::Ordering::Relaxed);
     if !meta.is_dir() || getattrs == 0 {
         return Err(format!(
             "stat: is_dir {} after {getattrs} GETATTR",
