@@ -30,7 +30,6 @@ use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 
 mod memfs;
 pub use memfs::{MemFs, Node};
-pub mod bench;
 pub mod example;
 pub mod fault;
 pub mod leak;

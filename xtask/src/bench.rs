@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::bench::{
+use crate::proc::{
     MachineTicks, children_cpu_ticks, clock_ticks_per_second, cpu_ticks, machine_ticks,
     stop_requested,
 };
@@ -1184,7 +1184,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
                 .into(),
         );
     }
-    testkit::bench::install_stop_handler().map_err(|e| format!("bench: signals: {e}"))?;
+    crate::proc::install_stop_handler().map_err(|e| format!("bench: signals: {e}"))?;
     let command = std::iter::once("cargo xtask bench")
         .chain(args.iter().copied())
         .collect::<Vec<_>>()

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod miri;
+mod proc;
 mod soak;
 
 use std::path::{Path, PathBuf};

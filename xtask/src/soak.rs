@@ -88,7 +88,7 @@ fn run(
     let pid = server.pid().ok_or("no server pid")?;
     // A first answered request: every queue thread has its ring by now.
     std::fs::metadata(mountpoint).map_err(|e| format!("stat of the mount: {e}"))?;
-    let cpu_before = testkit::bench::cpu_ticks(pid).map_err(|e| e.to_string())?;
+    let cpu_before = crate::proc::cpu_ticks(pid).map_err(|e| e.to_string())?;
     let fds_start = fault::fd_count(pid).unwrap_or(0);
     let load = Load::start(mountpoint, &tree.files, CLIENTS, 128 * 1024)
         .map_err(|e| format!("starting the clients: {e}"))?;
@@ -122,11 +122,11 @@ fn run(
     let report = load.stop(Duration::from_secs(30))?;
     let elapsed = started.elapsed().as_secs_f64();
     let hwm = fault::status_kib(pid, "VmHWM").unwrap_or(0);
-    let cpu = testkit::bench::cpu_ticks(pid)
+    let cpu = crate::proc::cpu_ticks(pid)
         .map(|c| c.since(cpu_before))
         .unwrap_or_default();
     let (ok, stats, stderr) = server.stop().map_err(|e| e.to_string())?;
-    let ticks = testkit::bench::clock_ticks_per_second().max(1) as f64;
+    let ticks = crate::proc::clock_ticks_per_second().max(1) as f64;
     println!(
         "soak: {elapsed:.1} s over {transport} (passthrough {}), {CLIENTS} clients, {FILES} files",
         if passthrough { "on" } else { "off" }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use std::os::fd::AsRawFd;
 
 use rustix::fs::{Mode, OFlags};
-use testkit::libc;
 
 use super::source::Layout;
 

@@ -102,7 +102,7 @@ pub(crate) fn prepare(dir: &Path, large_mib: u64, layout: Layout) -> Result<Sour
     let large = source.large();
     let mut f = std::fs::File::create(&large).map_err(|e| io(&large, e))?;
     for mib in 0..large_mib {
-        if mib % 64 == 0 && testkit::bench::stop_requested() {
+        if mib % 64 == 0 && crate::proc::stop_requested() {
             return Err("bench: interrupted while generating the source".into());
         }
         random.read_exact(&mut block).map_err(|e| io(&large, e))?;

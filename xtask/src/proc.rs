@@ -1,4 +1,4 @@
-//! Helpers for the end-to-end benchmark (`cargo xtask bench`): a process's CPU time from
+//! Process accounting for the benchmark and the soak test (`cargo xtask bench`, `soak`): a process's CPU time from
 //! `/proc/<pid>/stat`, the machine's and the children's CPU time (to tell how much of the
 //! machine other processes took during a measurement), and a stop flag raised by
 //! SIGINT/SIGTERM/SIGHUP so that the benchmark can stop its children and remove its mounts
@@ -9,21 +9,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The CPU time a process has used so far, user and system, in clock ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CpuTicks {
+pub(crate) struct CpuTicks {
     /// `utime`: field 14 of `/proc/<pid>/stat`, all threads of the process.
-    pub user: u64,
+    pub(crate) user: u64,
     /// `stime`: field 15.
-    pub system: u64,
+    pub(crate) system: u64,
 }
 
 impl CpuTicks {
     /// User plus system ticks.
-    pub fn total(self) -> u64 {
+    pub(crate) fn total(self) -> u64 {
         self.user + self.system
     }
 
     /// The ticks used since `earlier` (saturating).
-    pub fn since(self, earlier: CpuTicks) -> CpuTicks {
+    pub(crate) fn since(self, earlier: CpuTicks) -> CpuTicks {
         CpuTicks {
             user: self.user.saturating_sub(earlier.user),
             system: self.system.saturating_sub(earlier.system),
@@ -32,7 +32,7 @@ impl CpuTicks {
 }
 
 /// Reads the CPU time of process `pid` (every thread of it) from `/proc/<pid>/stat`.
-pub fn cpu_ticks(pid: u32) -> io::Result<CpuTicks> {
+pub(crate) fn cpu_ticks(pid: u32) -> io::Result<CpuTicks> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     parse_stat(&stat).ok_or_else(|| {
         io::Error::new(
@@ -54,7 +54,7 @@ fn parse_stat(stat: &str) -> Option<CpuTicks> {
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, the unit of [`CpuTicks`]).
-pub fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf only reads a system constant.
     let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(100)
@@ -64,13 +64,13 @@ pub fn clock_ticks_per_second() -> u64 {
 /// line of `/proc/stat`: `busy` (user, nice, system) and `steal` (taken by the
 /// hypervisor for other guests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MachineTicks {
-    pub busy: u64,
-    pub steal: u64,
+pub(crate) struct MachineTicks {
+    pub(crate) busy: u64,
+    pub(crate) steal: u64,
 }
 
 /// Reads [`MachineTicks`] from `/proc/stat`.
-pub fn machine_ticks() -> io::Result<MachineTicks> {
+pub(crate) fn machine_ticks() -> io::Result<MachineTicks> {
     let stat = std::fs::read_to_string("/proc/stat")?;
     parse_machine(&stat)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "/proc/stat: unexpected format"))
@@ -93,7 +93,7 @@ fn parse_machine(stat: &str) -> Option<MachineTicks> {
 
 /// CPU time (user+system) of this process's terminated and waited-for children, and of their
 /// own waited-for descendants (`getrusage(RUSAGE_CHILDREN)`), in clock ticks.
-pub fn children_cpu_ticks() -> u64 {
+pub(crate) fn children_cpu_ticks() -> u64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
     // SAFETY: `usage` is writable memory for one `struct rusage`.
     if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) } != 0 {
@@ -118,7 +118,7 @@ extern "C" fn on_stop_signal(_sig: libc::c_int) {
 
 /// Installs handlers for SIGINT, SIGTERM and SIGHUP that only raise the flag read by
 /// [`stop_requested`]. Children started afterwards get the default dispositions back at exec.
-pub fn install_stop_handler() -> io::Result<()> {
+pub(crate) fn install_stop_handler() -> io::Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: sigaction is plain data for which all-zero bytes are a valid value.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -137,7 +137,7 @@ pub fn install_stop_handler() -> io::Result<()> {
 }
 
 /// Whether a stop signal arrived since [`install_stop_handler`].
-pub fn stop_requested() -> bool {
+pub(crate) fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
