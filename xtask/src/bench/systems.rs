@@ -1,0 +1,241 @@
+//! The systems under test: the native source directory and the example server mounted over
+//! each transport and data path; starting them on a fresh mount, reading their counters.
+
+use std::path::{Path, PathBuf};
+
+use testkit::example::ExampleServer;
+
+use super::measure::Bench;
+use super::{Cell, Failure, Kind, Workload, tail};
+
+/// One system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct System {
+    pub(crate) name: &'static str,
+    /// `None` for native; else the server's `--transport`.
+    pub(crate) transport: Option<&'static str>,
+    pub(crate) passthrough: bool,
+}
+
+pub(crate) const SYSTEMS: [System; 5] = [
+    System {
+        name: "native",
+        transport: None,
+        passthrough: false,
+    },
+    System {
+        name: "dev-served",
+        transport: Some("dev"),
+        passthrough: false,
+    },
+    System {
+        name: "dev-passthrough",
+        transport: Some("dev"),
+        passthrough: true,
+    },
+    System {
+        name: "uring-served",
+        transport: Some("uring"),
+        passthrough: false,
+    },
+    System {
+        name: "uring-passthrough",
+        transport: Some("uring"),
+        passthrough: true,
+    },
+];
+
+/// The server options every mounted system shares (then `--transport` and the data path).
+pub(super) const COMMON_SERVER_ARGS: [&str; 3] = ["--attr-timeout", "0", "--stats"];
+
+impl System {
+    pub(super) fn server_args(self) -> Vec<&'static str> {
+        let mut args = vec!["--transport", self.transport.unwrap_or("dev")];
+        if !self.passthrough {
+            args.push("--no-passthrough");
+        }
+        args.extend(COMMON_SERVER_ARGS);
+        args
+    }
+}
+
+/// Mount options of the mount at `path`: per-mount options, and the super block's.
+pub(super) fn mount_options(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_str()?;
+    info.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut l = left.split(' ');
+        if l.nth(4)? != want {
+            return None;
+        }
+        let opts = l.next()?;
+        let mut r = right.split(' ');
+        let fstype = r.next()?;
+        let _source = r.next()?;
+        let superopts = r.next()?;
+        Some(format!("type {fstype}, {opts}, {superopts}"))
+    })
+}
+
+/// A scratch directory holding the mount point and fio's output files: on drop, detaches
+/// whatever is still mounted there and removes it.
+pub(super) struct Scratch {
+    pub(super) dir: PathBuf,
+    pub(super) mnt: PathBuf,
+}
+
+impl Scratch {
+    pub(super) fn new() -> Result<Scratch, String> {
+        let dir = testkit::temp_dir("bench").map_err(|e| format!("bench: temp dir: {e}"))?;
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).map_err(|e| format!("{}: {e}", mnt.display()))?;
+        Ok(Scratch { dir, mnt })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if testkit::is_mount_point(&self.mnt) {
+            let _ = rustix::mount::unmount(&self.mnt, rustix::mount::UnmountFlags::DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Bench<'_> {
+    /// Runs repetition `rep` of workload `w` on the native source.
+    pub(super) fn native(&self, w: &Workload, rep: usize, cell: &mut Cell) -> Result<(), Failure> {
+        self.warm(w)?;
+        let root = self.source.root.clone();
+        self.measure_rep(
+            SYSTEMS[0],
+            w,
+            rep,
+            &mut || self.measure(w, &root),
+            None,
+            cell,
+        )
+    }
+
+    /// Runs repetition `rep` of workload `w` on a fresh mount of the example as system `sys`.
+    /// Returns the server's ready line and the mount's options.
+    pub(super) fn mounted(
+        &self,
+        sys: System,
+        w: &Workload,
+        rep: usize,
+        cell: &mut Cell,
+    ) -> Result<(String, Option<String>), Failure> {
+        let binary = self
+            .server
+            .ok_or_else(|| Failure::System("the example server was not built".into()))?;
+        self.warm(w)?;
+        let mnt = &self.scratch.mnt;
+        let server = ExampleServer::start(binary, &self.source.root, mnt, &sys.server_args())
+            .map_err(|e| Failure::System(format!("failed to start: {e}")))?;
+        let want_transport = sys.transport.unwrap_or("dev");
+        let want_passthrough = if sys.passthrough { "on" } else { "off" };
+        if server.ready_field("transport") != Some(want_transport)
+            || server.ready_field("passthrough") != Some(want_passthrough)
+        {
+            return Err(Failure::System(format!(
+                "asked for transport={want_transport} passthrough={want_passthrough}, but the server says: {}",
+                server.ready
+            )));
+        }
+        let mounted = (server.ready.clone(), mount_options(mnt));
+        let measured = self.measure_rep(
+            sys,
+            w,
+            rep,
+            &mut || self.measure(w, mnt),
+            server.pid(),
+            cell,
+        );
+        let stopped = server.stop();
+        if testkit::is_mount_point(mnt) {
+            let _ = rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH);
+            cell.notes
+                .push("the mount was still there after the server stopped".into());
+        }
+        measured?;
+        match stopped {
+            Ok((true, stats, _)) => {
+                for (k, v) in parse_stats(&stats) {
+                    match cell.stats.iter_mut().find(|(key, _)| *key == k) {
+                        Some((_, sum)) => *sum += v,
+                        None => cell.stats.push((k, v)),
+                    }
+                }
+                Ok(mounted)
+            }
+            Ok((false, _, stderr)) => Err(Failure::Workload(format!(
+                "the server exited with an error: {}",
+                tail(&stderr)
+            ))),
+            Err(e) => Err(Failure::Workload(format!("stopping the server: {e}"))),
+        }
+    }
+
+    /// Notes where the server's counters contradict what the system is meant to be.
+    pub(super) fn check_stats(&self, sys: System, w: &Workload, cell: &mut Cell) {
+        let stat = |k: &str| {
+            cell.stats
+                .iter()
+                .find(|(key, _)| key == k)
+                .map_or(0, |(_, v)| *v)
+        };
+        let mut notes = Vec::new();
+        if sys.passthrough {
+            if stat("passthrough_fallbacks") > 0 {
+                notes.push(format!(
+                    "{} opens fell back to served reads",
+                    stat("passthrough_fallbacks")
+                ));
+            }
+            if matches!(w.kind, Kind::Fio { .. }) && stat("read_requests") > 0 {
+                notes.push(format!(
+                    "{} READ requests reached the server despite passthrough",
+                    stat("read_requests")
+                ));
+            }
+        }
+        if sys.transport == Some("uring") && stat("dev_ordinary_requests") > 16 {
+            notes.push(format!(
+                "{} ordinary requests came through /dev/fuse instead of io_uring",
+                stat("dev_ordinary_requests")
+            ));
+        }
+        for n in notes {
+            self.progress
+                .say(&format!("{} | {} | note: {n}", sys.name, w.id));
+            cell.notes.push(n);
+        }
+    }
+}
+
+/// `stats: key: value` lines and the per-opcode lines (`stats:   NAME  dev  uring`).
+pub(super) fn parse_stats(text: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("stats:") else {
+            continue;
+        };
+        if let Some((k, v)) = rest.trim().split_once(": ") {
+            if let Ok(v) = v.trim().parse() {
+                out.push((k.trim().to_owned(), v));
+            }
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if let [name, dev, uring] = f.as_slice() {
+            if let (Ok(d), Ok(u)) = (dev.parse::<u64>(), uring.parse::<u64>()) {
+                out.push((format!("{name}.dev"), d));
+                out.push((format!("{name}.uring"), u));
+            }
+        }
+    }
+    out
+}
