@@ -257,9 +257,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
     let md = report::markdown(&run);
     println!();
     print!("{md}");
-    let mut json_text = String::new();
-    report::json(&run).write(&mut json_text, 0);
-    json_text.push('\n');
+    let json_text = json::results(&run);
     for (name, text) in [
         ("results.md", md.as_str()),
         ("results.json", json_text.as_str()),

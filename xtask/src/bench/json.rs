@@ -1,348 +1,249 @@
-//! Just enough JSON for the benchmark: parsing fio's `--output-format=json` report, and
-//! writing the results file. (No crate: xtask keeps its dependencies to the workspace's.)
+//! `results.json`: the run's description, every (system, workload) cell with its raw
+//! values, and the targets, written with serde so that the file is valid JSON by
+//! construction (non-finite numbers become `null`).
 
-use std::fmt::Write as _;
+use serde::{Serialize, Serializer};
 
-/// A parsed JSON value.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
+use super::report::{min_max, targets, work_unit};
+use super::{Cell, Kind, Run, SystemRun, WORKLOADS, Workload};
+
+#[derive(Serialize)]
+struct Results<'a> {
+    command: &'a str,
+    date: &'a str,
+    machine: MachineJson<'a>,
+    plan: PlanJson,
+    source: Option<String>,
+    clock_ticks_per_second: u64,
+    total_secs: f64,
+    systems: Vec<SystemJson<'a>>,
+    workloads: Vec<WorkloadJson>,
+    results: Vec<CellJson<'a>>,
+    targets: Vec<TargetJson>,
 }
 
-impl Json {
-    /// Parses one JSON document; text before the first `{` or `[` (fio prints warnings there)
-    /// and after the value is ignored.
-    pub(crate) fn parse(text: &str) -> Result<Json, String> {
-        let start = text
-            .find(['{', '['])
-            .ok_or_else(|| "no JSON value in the output".to_owned())?;
-        let mut p = Parser {
-            s: &text.as_bytes()[start..],
-            i: 0,
-        };
-        p.value()
-    }
+#[derive(Serialize)]
+struct MachineJson<'a> {
+    kernel: &'a str,
+    cpus: usize,
+    cpu_model: &'a str,
+    mem_gib: f64,
+    source_fs: &'a str,
+    loadavg_at_start: &'a str,
+}
 
-    /// The member `key` of an object.
-    pub(crate) fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
+#[derive(Serialize)]
+struct PlanJson {
+    mode: &'static str,
+    repetitions: usize,
+    random_read_secs: u32,
+    metadata_secs: f64,
+    sequential_passes: u32,
+    large_file_mib: u64,
+    small_files: usize,
+    attr_entry_timeout_secs: u64,
+}
+
+#[derive(Serialize)]
+struct SystemJson<'a> {
+    name: &'static str,
+    transport: Option<&'static str>,
+    passthrough: bool,
+    server_args: Option<String>,
+    error: Option<&'a str>,
+    ready: Option<&'a str>,
+    mount_options: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WorkloadJson {
+    id: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    how: String,
+}
+
+#[derive(Serialize)]
+struct CellJson<'a> {
+    system: &'static str,
+    workload: &'static str,
+    unit: &'static str,
+    values: &'a [f64],
+    median: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    ratio_to_native: Option<f64>,
+    wall_secs: &'a [f64],
+    work: &'a [f64],
+    work_unit: &'static str,
+    server_cpu_ticks: &'a [u64],
+    other_processes_cpu_percent: &'a [f64],
+    /// In the order the server printed them.
+    #[serde(serialize_with = "as_map")]
+    server_stats: &'a [(String, u64)],
+    error: Option<&'a str>,
+    notes: &'a [String],
+}
+
+#[derive(Serialize)]
+struct TargetJson {
+    target: String,
+    threshold: f64,
+    measured: Option<f64>,
+    verdict: &'static str,
+    busy_machine: bool,
+    why_not_measured: Option<String>,
+}
+
+fn as_map<S: Serializer>(pairs: &&[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+fn cell_json<'a>(run: &Run, sys: &SystemRun, w: &Workload, cell: &'a Cell) -> CellJson<'a> {
+    let (min, max) = if cell.values.is_empty() {
+        (None, None)
+    } else {
+        let (lo, hi) = min_max(&cell.values);
+        (Some(lo), Some(hi))
+    };
+    CellJson {
+        system: sys.system.name,
+        workload: w.id,
+        unit: w.unit,
+        values: &cell.values,
+        median: cell.median(),
+        min,
+        max,
+        ratio_to_native: run.ratio(sys.system.name, "native", w.id),
+        wall_secs: &cell.wall_secs,
+        work: &cell.work,
+        work_unit: work_unit(w),
+        server_cpu_ticks: &cell.cpu_ticks,
+        other_processes_cpu_percent: &cell.other_load,
+        server_stats: &cell.stats,
+        error: cell.error.as_deref(),
+        notes: &cell.notes,
+    }
+}
+
+/// How a workload is run, as a command line.
+fn how(w: &Workload) -> String {
+    match w.kind {
+        Kind::Fio {
+            rw,
+            bs,
+            direct,
+            jobs,
+        } => format!(
+            "fio --rw={rw} --bs={bs} --direct={} --numjobs={jobs} --ioengine=psync --invalidate=0",
+            u8::from(direct)
+        ),
+        Kind::Meta { op, procs } => {
+            format!("xtask bench-client {} x {procs} process(es)", op.name())
         }
     }
-
-    /// Follows a path of object keys and array indices (`"jobs.0.read.iops"`).
-    pub(crate) fn path(&self, path: &str) -> Option<&Json> {
-        path.split('.').try_fold(self, |v, part| match v {
-            Json::Arr(items) => items.get(part.parse::<usize>().ok()?),
-            _ => v.get(part),
-        })
-    }
-
-    pub(crate) fn as_f64(&self) -> Option<f64> {
-        match self {
-            Json::Num(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    /// Serialises compactly-but-readably: objects and arrays of objects one member per line.
-    pub(crate) fn write(&self, out: &mut String, indent: usize) {
-        match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Num(n) if n.is_finite() => {
-                if n.fract() == 0.0 && n.abs() < 1e15 {
-                    let _ = write!(out, "{}", *n as i64);
-                } else {
-                    let _ = write!(out, "{n}");
-                }
-            }
-            Json::Num(_) => out.push_str("null"),
-            Json::Str(s) => write_str(out, s),
-            Json::Arr(items) if items.iter().all(|v| !matches!(v, Json::Obj(_))) => {
-                out.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    v.write(out, indent);
-                }
-                out.push(']');
-            }
-            Json::Arr(items) => {
-                out.push_str("[\n");
-                for (i, v) in items.iter().enumerate() {
-                    pad(out, indent + 1);
-                    v.write(out, indent + 1);
-                    out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-                }
-                pad(out, indent);
-                out.push(']');
-            }
-            Json::Obj(members) if members.is_empty() => out.push_str("{}"),
-            Json::Obj(members) => {
-                out.push_str("{\n");
-                for (i, (k, v)) in members.iter().enumerate() {
-                    pad(out, indent + 1);
-                    write_str(out, k);
-                    out.push_str(": ");
-                    v.write(out, indent + 1);
-                    out.push_str(if i + 1 < members.len() { ",\n" } else { "\n" });
-                }
-                pad(out, indent);
-                out.push('}');
-            }
-        }
-    }
 }
 
-fn pad(out: &mut String, indent: usize) {
-    for _ in 0..indent {
-        out.push_str("  ");
-    }
-}
-
-fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-impl From<&str> for Json {
-    fn from(s: &str) -> Json {
-        Json::Str(s.to_owned())
-    }
-}
-impl From<String> for Json {
-    fn from(s: String) -> Json {
-        Json::Str(s)
-    }
-}
-impl From<f64> for Json {
-    fn from(n: f64) -> Json {
-        Json::Num(n)
-    }
-}
-impl From<u64> for Json {
-    fn from(n: u64) -> Json {
-        Json::Num(n as f64)
-    }
-}
-impl From<bool> for Json {
-    fn from(b: bool) -> Json {
-        Json::Bool(b)
-    }
-}
-impl<T: Into<Json>> From<Option<T>> for Json {
-    fn from(v: Option<T>) -> Json {
-        v.map_or(Json::Null, Into::into)
-    }
-}
-impl<T: Into<Json>> From<Vec<T>> for Json {
-    fn from(v: Vec<T>) -> Json {
-        Json::Arr(v.into_iter().map(Into::into).collect())
-    }
-}
-
-/// Builds an object from `(key, value)` pairs.
-pub(crate) fn obj<const N: usize>(members: [(&str, Json); N]) -> Json {
-    Json::Obj(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
+/// The text of `results.json` (pretty-printed, ending with a newline).
+pub(crate) fn results(run: &Run) -> String {
+    let p = &run.plan;
+    let m = &run.machine;
+    let doc = Results {
+        command: &run.command,
+        date: &run.date,
+        machine: MachineJson {
+            kernel: &m.kernel,
+            cpus: m.cpus,
+            cpu_model: &m.cpu_model,
+            mem_gib: m.mem_gib,
+            source_fs: &m.fs,
+            loadavg_at_start: &m.loadavg,
+        },
+        plan: PlanJson {
+            mode: p.mode_name(),
+            repetitions: p.reps,
+            random_read_secs: p.rand_secs,
+            metadata_secs: p.meta_secs,
+            sequential_passes: p.seq_passes,
+            large_file_mib: p.large_mib,
+            small_files: p.layout.count(),
+            attr_entry_timeout_secs: 0,
+        },
+        source: run.source.as_ref().map(super::source::Source::describe),
+        clock_ticks_per_second: run.clk_tck,
+        total_secs: run.total_secs,
+        systems: run
+            .systems
+            .iter()
+            .map(|s| SystemJson {
+                name: s.system.name,
+                transport: s.system.transport,
+                passthrough: s.system.passthrough,
+                server_args: s.system.transport.map(|_| s.system.server_args().join(" ")),
+                error: s.error.as_deref(),
+                ready: s.ready.as_deref(),
+                mount_options: s.mount_options.as_deref(),
+            })
             .collect(),
-    )
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn err(&self, what: &str) -> String {
-        format!("invalid JSON at byte {}: {what}", self.i)
-    }
-
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, lit: &str) -> bool {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            Some(b'{') => {
-                self.i += 1;
-                let mut members = Vec::new();
-                self.ws();
-                if self.eat("}") {
-                    return Ok(Json::Obj(members));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.ws();
-                    if !self.eat(":") {
-                        return Err(self.err("expected ':'"));
-                    }
-                    members.push((key, self.value()?));
-                    self.ws();
-                    if self.eat(",") {
-                        continue;
-                    }
-                    if self.eat("}") {
-                        return Ok(Json::Obj(members));
-                    }
-                    return Err(self.err("expected ',' or '}'"));
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.eat("]") {
-                    return Ok(Json::Arr(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    self.ws();
-                    if self.eat(",") {
-                        continue;
-                    }
-                    if self.eat("]") {
-                        return Ok(Json::Arr(items));
-                    }
-                    return Err(self.err("expected ',' or ']'"));
-                }
-            }
-            Some(b'"') => self.string().map(Json::Str),
-            Some(b't') if self.eat("true") => Ok(Json::Bool(true)),
-            Some(b'f') if self.eat("false") => Ok(Json::Bool(false)),
-            Some(b'n') if self.eat("null") => Ok(Json::Null),
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.i;
-                while self
-                    .s
-                    .get(self.i)
-                    .is_some_and(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                {
-                    self.i += 1;
-                }
-                std::str::from_utf8(&self.s[start..self.i])
-                    .ok()
-                    .and_then(|t| t.parse().ok())
-                    .map(Json::Num)
-                    .ok_or_else(|| self.err("bad number"))
-            }
-            _ => Err(self.err("expected a value")),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        if !self.eat("\"") {
-            return Err(self.err("expected a string"));
-        }
-        let mut out = Vec::new();
-        loop {
-            let Some(&c) = self.s.get(self.i) else {
-                return Err(self.err("unterminated string"));
-            };
-            self.i += 1;
-            match c {
-                b'"' => return String::from_utf8(out).map_err(|_| self.err("not UTF-8")),
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.i) else {
-                        return Err(self.err("unterminated escape"));
-                    };
-                    self.i += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let hex = self
-                                .s
-                                .get(self.i..self.i + 4)
-                                .and_then(|h| std::str::from_utf8(h).ok())
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                .ok_or_else(|| self.err("bad \\u escape"))?;
-                            self.i += 4;
-                            let c = char::from_u32(hex).unwrap_or('\u{fffd}');
-                            let mut b = [0u8; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-                        }
-                        other => out.push(other),
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-    }
+        workloads: WORKLOADS
+            .iter()
+            .map(|w| WorkloadJson {
+                id: w.id,
+                label: w.label,
+                unit: w.unit,
+                how: how(w),
+            })
+            .collect(),
+        results: run
+            .systems
+            .iter()
+            .flat_map(|sys| {
+                WORKLOADS
+                    .iter()
+                    .zip(&sys.cells)
+                    .filter_map(move |(w, cell)| Some(cell_json(run, sys, w, cell.as_ref()?)))
+            })
+            .collect(),
+        targets: targets(run)
+            .into_iter()
+            .map(|t| TargetJson {
+                verdict: t.verdict(),
+                target: t.what,
+                threshold: t.threshold,
+                measured: t.measured,
+                busy_machine: t.busy,
+                why_not_measured: t.why_missing,
+            })
+            .collect(),
+    };
+    // Serialising plain structs of strings, numbers and sequences cannot fail.
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::Value;
 
     #[test]
-    fn parses_fio_like_output() {
-        let text = "fio: some warning\n{\"jobs\": [{\"read\": {\"iops\": 12.5, \"bw_bytes\": 1048576}, \
-                    \"error\": 0, \"name\": \"a\\\"b\"}], \"x\": [true, false, null, -1e3]}";
-        let v = Json::parse(text).unwrap();
-        assert_eq!(
-            v.path("jobs.0.read.iops").and_then(Json::as_f64),
-            Some(12.5)
-        );
-        assert_eq!(
-            v.path("jobs.0.read.bw_bytes").and_then(Json::as_f64),
-            Some(1048576.0)
-        );
-        assert_eq!(v.path("jobs.0.name"), Some(&Json::Str("a\"b".into())));
-        assert_eq!(v.path("x.3").and_then(Json::as_f64), Some(-1000.0));
-        assert!(Json::parse("{\"a\": }").is_err());
-    }
-
-    #[test]
-    fn round_trips() {
-        let v = obj([
-            ("a", Json::from(1.5)),
-            ("b", Json::from(vec![1u64, 2])),
-            ("c", Json::from("q\"\n")),
-            ("d", Json::Arr(vec![obj([("e", Json::Null)])])),
-        ]);
-        let mut s = String::new();
-        v.write(&mut s, 0);
-        assert_eq!(Json::parse(&s).unwrap(), v);
+    fn round_trips_text_numbers_and_missing_values() {
+        let mut run = super::super::report::tests::sample();
+        let cell = run.systems[1].cells[0].as_mut().unwrap();
+        cell.error = Some("q\"\n".into());
+        cell.stats = vec![("zeta".into(), 2), ("alpha".into(), 1)];
+        cell.values.clear();
+        let text = super::results(&run);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let first = &v["results"][super::WORKLOADS.len()];
+        assert_eq!(first["system"], "dev-served");
+        assert_eq!(first["error"], "q\"\n");
+        assert_eq!(first["median"], Value::Null);
+        assert_eq!(first["min"], Value::Null);
+        // The server's counters keep the order it printed them in.
+        assert_eq!(first["server_stats"]["zeta"], 2);
+        assert!(text.find("\"zeta\"").unwrap() < text.find("\"alpha\"").unwrap());
+        assert_eq!(v["machine"]["cpus"], 2);
+        assert_eq!(v["systems"][3]["error"], "failed to start: ENOSYS");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use super::json::{Json, obj};
 use super::{BUSY_PERCENT, Cell, Kind, Run, SystemRun, WORKLOADS, Workload};
 
 /// A ratio: two decimals, three below 0.1 (so that small ratios stay distinguishable).
@@ -26,7 +25,7 @@ pub(crate) fn fmt_value(v: f64) -> String {
     }
 }
 
-fn min_max(values: &[f64]) -> (f64, f64) {
+pub(super) fn min_max(values: &[f64]) -> (f64, f64) {
     values
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
@@ -76,7 +75,7 @@ fn cell_text(run: &Run, sys: &SystemRun, w: &Workload, cell: Option<&Cell>) -> S
 }
 
 /// What the work of `w` is counted in.
-fn work_unit(w: &Workload) -> &'static str {
+pub(super) fn work_unit(w: &Workload) -> &'static str {
     match w.kind {
         Kind::Fio { rw: "randread", .. } => "I/O",
         Kind::Fio { .. } => "MiB",
@@ -101,7 +100,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn verdict(&self) -> &'static str {
+    pub(super) fn verdict(&self) -> &'static str {
         match self.measured {
             Some(r) if r >= self.threshold => "met",
             Some(_) => "NOT met",
@@ -414,169 +413,15 @@ pub(crate) fn markdown(run: &Run) -> String {
     s
 }
 
-fn cell_json(run: &Run, sys: &SystemRun, w: &Workload, cell: &Cell) -> Json {
-    let (lo, hi) = if cell.values.is_empty() {
-        (None, None)
-    } else {
-        let (lo, hi) = min_max(&cell.values);
-        (Some(lo), Some(hi))
-    };
-    obj([
-        ("system", sys.system.name.into()),
-        ("workload", w.id.into()),
-        ("unit", w.unit.into()),
-        ("values", cell.values.clone().into()),
-        ("median", cell.median().into()),
-        ("min", lo.into()),
-        ("max", hi.into()),
-        (
-            "ratio_to_native",
-            run.ratio(sys.system.name, "native", w.id).into(),
-        ),
-        ("wall_secs", cell.wall_secs.clone().into()),
-        ("work", cell.work.clone().into()),
-        ("work_unit", work_unit(w).into()),
-        ("server_cpu_ticks", cell.cpu_ticks.clone().into()),
-        (
-            "other_processes_cpu_percent",
-            cell.other_load.clone().into(),
-        ),
-        (
-            "server_stats",
-            Json::Obj(
-                cell.stats
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Json::from(*v)))
-                    .collect(),
-            ),
-        ),
-        ("error", cell.error.clone().into()),
-        ("notes", cell.notes.clone().into()),
-    ])
-}
-
-/// The JSON results.
-pub(crate) fn json(run: &Run) -> Json {
-    let mut results = Vec::new();
-    for sys in &run.systems {
-        for (w, cell) in WORKLOADS.iter().zip(&sys.cells) {
-            if let Some(cell) = cell {
-                results.push(cell_json(run, sys, w, cell));
-            }
-        }
-    }
-    let workloads = WORKLOADS
-        .iter()
-        .map(|w| {
-            let detail = match w.kind {
-                Kind::Fio {
-                    rw,
-                    bs,
-                    direct,
-                    jobs,
-                } => format!(
-                    "fio --rw={rw} --bs={bs} --direct={} --numjobs={jobs} --ioengine=psync --invalidate=0",
-                    u8::from(direct)
-                ),
-                Kind::Meta { op, procs } => {
-                    format!("xtask bench-client {} x {procs} process(es)", op.name())
-                }
-            };
-            obj([
-                ("id", w.id.into()),
-                ("label", w.label.into()),
-                ("unit", w.unit.into()),
-                ("how", detail.into()),
-            ])
-        })
-        .collect();
-    let systems = run
-        .systems
-        .iter()
-        .map(|s| {
-            obj([
-                ("name", s.system.name.into()),
-                ("transport", s.system.transport.into()),
-                ("passthrough", s.system.passthrough.into()),
-                (
-                    "server_args",
-                    s.system
-                        .transport
-                        .map(|_| s.system.server_args().join(" "))
-                        .into(),
-                ),
-                ("error", s.error.clone().into()),
-                ("ready", s.ready.clone().into()),
-                ("mount_options", s.mount_options.clone().into()),
-            ])
-        })
-        .collect();
-    let targets = targets(run)
-        .into_iter()
-        .map(|t| {
-            obj([
-                ("target", t.what.clone().into()),
-                ("threshold", t.threshold.into()),
-                ("measured", t.measured.into()),
-                ("verdict", t.verdict().into()),
-                ("busy_machine", t.busy.into()),
-                ("why_not_measured", t.why_missing.into()),
-            ])
-        })
-        .collect();
-    let p = &run.plan;
-    obj([
-        ("command", run.command.clone().into()),
-        ("date", run.date.clone().into()),
-        (
-            "machine",
-            obj([
-                ("kernel", run.machine.kernel.clone().into()),
-                ("cpus", (run.machine.cpus as u64).into()),
-                ("cpu_model", run.machine.cpu_model.clone().into()),
-                ("mem_gib", run.machine.mem_gib.into()),
-                ("source_fs", run.machine.fs.clone().into()),
-                ("loadavg_at_start", run.machine.loadavg.clone().into()),
-            ]),
-        ),
-        (
-            "plan",
-            obj([
-                ("mode", p.mode_name().into()),
-                ("repetitions", (p.reps as u64).into()),
-                ("random_read_secs", u64::from(p.rand_secs).into()),
-                ("metadata_secs", p.meta_secs.into()),
-                ("sequential_passes", u64::from(p.seq_passes).into()),
-                ("large_file_mib", p.large_mib.into()),
-                ("small_files", (p.layout.count() as u64).into()),
-                ("attr_entry_timeout_secs", 0u64.into()),
-            ]),
-        ),
-        (
-            "source",
-            run.source
-                .as_ref()
-                .map(super::source::Source::describe)
-                .into(),
-        ),
-        ("clock_ticks_per_second", run.clk_tck.into()),
-        ("total_secs", run.total_secs.into()),
-        ("systems", Json::Arr(systems)),
-        ("workloads", Json::Arr(workloads)),
-        ("results", Json::Arr(results)),
-        ("targets", Json::Arr(targets)),
-    ])
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::plan::{Mode, Plan};
     use super::super::svg::svg;
     use super::super::{Machine, SYSTEMS, SystemRun};
     use super::*;
 
     /// A run with made-up numbers: native, two mounted systems, one failed system.
-    fn sample() -> Run {
+    pub(in crate::bench) fn sample() -> Run {
         let cell = |values: &[f64]| Cell {
             values: values.to_vec(),
             cpu_ticks: vec![10; values.len()],
@@ -650,13 +495,12 @@ mod tests {
     #[test]
     fn json_and_svg_are_well_formed() {
         let run = sample();
-        let mut text = String::new();
-        json(&run).write(&mut text, 0);
-        let parsed = Json::parse(&text).unwrap();
+        let text = super::super::json::results(&run);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             parsed
-                .path("results.7.ratio_to_native")
-                .and_then(Json::as_f64),
+                .pointer("/results/7/ratio_to_native")
+                .and_then(serde_json::Value::as_f64),
             Some(0.5)
         );
         let svg = svg(&run);

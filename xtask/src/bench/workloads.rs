@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use crate::proc::stop_requested;
 
 use super::client::{self, Op};
-use super::json;
 use super::measure::Bench;
 use super::plan::Plan;
 use super::systems::Scratch;
@@ -218,29 +217,42 @@ pub(super) fn run_fio(
             tail(&stderr)
         )));
     }
-    let report = json::Json::parse(&text)
+    let report = fio_report(&text)
         .map_err(|e| Failure::Workload(format!("fio output: {e}; stderr: {}", tail(&stderr))))?;
-    let num = |p: &str| report.path(p).and_then(json::Json::as_f64);
-    if num("jobs.0.error").is_some_and(|e| e != 0.0) {
+    let num = |p: &str| report.pointer(p).and_then(serde_json::Value::as_f64);
+    if num("/jobs/0/error").is_some_and(|e| e != 0.0) {
         return Err(Failure::Workload(format!(
             "fio job error {:?}: {}",
-            num("jobs.0.error"),
+            num("/jobs/0/error"),
             tail(&stderr)
         )));
     }
     let (value, work) = if rw == "randread" {
-        (num("jobs.0.read.iops"), num("jobs.0.read.total_ios"))
+        (num("/jobs/0/read/iops"), num("/jobs/0/read/total_ios"))
     } else {
         let mib = |b: f64| b / f64::from(1 << 20);
         (
-            num("jobs.0.read.bw_bytes").map(mib),
-            num("jobs.0.read.io_bytes").map(mib),
+            num("/jobs/0/read/bw_bytes").map(mib),
+            num("/jobs/0/read/io_bytes").map(mib),
         )
     };
     value
         .filter(|v| *v > 0.0)
         .zip(work)
         .ok_or_else(|| Failure::Workload(format!("fio reported no reads: {}", tail(&stderr))))
+}
+
+/// Parses fio's `--output-format=json` report: the first JSON value in `text`; warnings fio
+/// prints before it and anything after it are ignored.
+fn fio_report(text: &str) -> Result<serde_json::Value, String> {
+    let start = text
+        .find(['{', '['])
+        .ok_or_else(|| "no JSON value in the output".to_owned())?;
+    serde_json::Deserializer::from_str(&text[start..])
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no JSON value in the output".to_owned())?
+        .map_err(|e| e.to_string())
 }
 
 /// A started set of bench-client processes, waiting for "go".
@@ -378,5 +390,28 @@ impl Bench<'_> {
             ),
             Kind::Meta { op, procs } => Clients::start(op, root, &self.plan, procs)?.go(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fio_report;
+
+    #[test]
+    fn parses_fio_like_output() {
+        let text = "fio: some warning\n{\"jobs\": [{\"read\": {\"iops\": 12.5, \"bw_bytes\": 1048576}, \
+                    \"error\": 0, \"name\": \"a\\\"b\"}], \"x\": [true, false, null, -1e3]}\ntrailing";
+        let v = fio_report(text).unwrap();
+        let num = |p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
+        assert_eq!(num("/jobs/0/read/iops"), Some(12.5));
+        assert_eq!(num("/jobs/0/read/bw_bytes"), Some(1048576.0));
+        assert_eq!(
+            v.pointer("/jobs/0/name")
+                .and_then(serde_json::Value::as_str),
+            Some("a\"b")
+        );
+        assert_eq!(num("/x/3"), Some(-1000.0));
+        assert!(fio_report("{\"a\": }").is_err());
+        assert!(fio_report("fio: no output").is_err());
     }
 }
