@@ -25,7 +25,6 @@ mod measure;
 mod plan;
 mod report;
 mod results;
-pub(crate) mod source;
 mod svg;
 mod systems;
 mod workloads;
@@ -35,11 +34,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::proc::{clock_ticks_per_second, stop_requested};
+use crate::tree::{self, Sizes, Tree};
 
 pub(crate) use client::main as client_main;
 pub(crate) use measure::BUSY_PERCENT;
 use measure::Bench;
-use plan::{Mode, parse};
+use plan::{Mode, Plan, parse};
 use results::utc_now;
 pub(crate) use results::{Cell, Machine, Run, SystemRun, median};
 use systems::{COMMON_SERVER_ARGS, Scratch};
@@ -94,6 +94,37 @@ pub(crate) fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
+/// The sizes of the small files: 1 KiB .. 8 KiB.
+const SMALL_SIZES: Sizes = Sizes::Spread {
+    min: 1024,
+    max: 8192,
+};
+
+/// The source tree of `plan`, cached at `dir` (generation costs time).
+fn prepare_source(dir: &Path, plan: &Plan) -> Result<Tree, String> {
+    let spec = tree::Spec {
+        large_mib: plan.large_mib,
+        layout: plan.layout,
+        sizes: SMALL_SIZES,
+        links_and_xattrs: false,
+    };
+    let t = Instant::now();
+    let (source, was_cached) = tree::cached(dir, spec).map_err(|e| format!("bench: {e}"))?;
+    if was_cached {
+        println!(
+            "bench: source (cached; delete the directory to regenerate): {}",
+            source.describe()
+        );
+    } else {
+        println!(
+            "bench: source generated in {:.1}s (cached for later runs): {}",
+            t.elapsed().as_secs_f64(),
+            source.describe()
+        );
+    }
+    Ok(source)
+}
+
 /// `cargo xtask bench ...`.
 pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
     let opts = parse(args)?;
@@ -140,7 +171,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
     if stop_requested() {
         return Err("bench: interrupted".into());
     }
-    let source = source::prepare(&source_dir, plan.large_mib, plan.layout)?;
+    let source = prepare_source(&source_dir, &plan)?;
     let machine = Machine::probe(&source.root);
     progress.say(&format!("machine: {}; {fio}", machine.describe()));
     progress.say(&format!(

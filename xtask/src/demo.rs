@@ -2,84 +2,35 @@
 //! through it, proves the mirror is exact, measures it beside the native file system, and
 //! cleans up.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use testkit::example::{ExampleServer, stat_value};
 
-const LARGE_FILE_MIB: usize = 256;
-const SMALL_DIRS: usize = 12;
-const SMALL_FILES_PER_DIR: usize = 40;
+use crate::tree;
 
-/// A small, fast, deterministic generator for file contents (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let v = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
-/// Creates the demo's source tree: nested directories with hundreds of small files, one large
-/// file, a symlink, a nested symlink and extended attributes. Returns the small files.
-fn make_tree(root: &Path) -> Result<Vec<PathBuf>, String> {
-    let io = |e: std::io::Error| e.to_string();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut small = Vec::new();
-    for d in 0..SMALL_DIRS {
-        let dir = root
-            .join(format!("dir{d:02}"))
-            .join(format!("nested{}", d % 3));
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        for f in 0..SMALL_FILES_PER_DIR {
-            let path = dir.join(format!("file{f:03}.dat"));
-            let mut data = vec![0u8; 100 + (f * 397 + d * 13) % 12_000];
-            rng.fill(&mut data);
-            std::fs::write(&path, &data).map_err(io)?;
-            small.push(path);
-        }
-    }
-    let mut large = std::fs::File::create(root.join("large.bin")).map_err(io)?;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..LARGE_FILE_MIB {
-        rng.fill(&mut block);
-        large.write_all(&block).map_err(io)?;
-    }
-    std::os::unix::fs::symlink("large.bin", root.join("link-to-large")).map_err(io)?;
-    std::os::unix::fs::symlink("../../large.bin", root.join("dir00/nested0/up-link"))
-        .map_err(io)?;
-    for (i, path) in small.iter().take(5).enumerate() {
-        let value = format!("demo value {i}");
-        if let Err(e) = rustix::fs::setxattr(
-            path,
-            c"user.demo",
-            value.as_bytes(),
-            rustix::fs::XattrFlags::empty(),
-        ) {
-            println!(
-                "demo: note: cannot set xattrs on {} ({e}); xattrs are not compared",
-                root.display()
-            );
-            break;
-        }
-    }
-    Ok(small)
-}
+/// The demo's tree: hundreds of small files of 100 B .. 12 KiB in 12 directories, a 256 MiB
+/// file, two symbolic links and extended attributes.
+const TREE: tree::Spec = tree::Spec {
+    large_mib: 256,
+    layout: tree::Layout {
+        dirs: 12,
+        files_per_dir: 40,
+    },
+    sizes: tree::Sizes::Spread {
+        min: 100,
+        max: 12_100,
+    },
+    links_and_xattrs: true,
+};
 
 /// Sequential read throughput in MiB/s, page cache warm (one read first, then timed).
 fn seq_read_mib_s(path: &Path) -> Result<f64, String> {
-    crate::bench::source::read_through(path)?;
+    tree::read_through(path)?;
     let start = Instant::now();
     let mut bytes = 0;
     while start.elapsed() < Duration::from_secs(2) {
-        bytes += crate::bench::source::read_through(path)?;
+        bytes += tree::read_through(path)?;
     }
     Ok(bytes as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64())
 }
@@ -114,14 +65,13 @@ pub(crate) fn demo(root: &Path) -> Result<(), String> {
     let result = (|| {
         let source = work.join("source");
         let mountpoint = work.join("mnt");
-        std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&mountpoint).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        let small = make_tree(&source)?;
+        let generated = tree::create(&source, TREE)?;
+        let small = generated.small_files();
         println!(
-            "demo: source tree: {} small files in {} directories, a {LARGE_FILE_MIB} MiB file, 2 symlinks, xattrs ({:.1}s)",
-            small.len(),
-            SMALL_DIRS * 2,
+            "demo: source tree: {} ({:.1}s)",
+            generated.describe(),
             t.elapsed().as_secs_f64()
         );
         if !uring {

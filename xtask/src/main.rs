@@ -6,6 +6,7 @@ mod fuzz;
 mod miri;
 mod proc;
 mod soak;
+mod tree;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

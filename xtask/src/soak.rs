@@ -10,14 +10,23 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use testkit::example::{ExampleServer, stat_value};
-use testkit::fault::{self, Load, SourceTree};
+use testkit::fault::{self, Load};
+
+use crate::tree;
 
 const CLIENTS: usize = 8;
-/// File sizes of the tree: empty, sub-page, page edges, several READs, one large file.
-const SIZES: &[usize] = &[
-    0, 1, 4095, 4096, 4097, 65_536, 200_003, 1_048_583, 3_000_017,
-];
-const FILES: usize = 96;
+/// 96 files in 4 directories; sizes: empty, sub-page, page edges, several READs, a large one.
+const TREE: tree::Spec = tree::Spec {
+    large_mib: 0,
+    layout: tree::Layout {
+        dirs: 4,
+        files_per_dir: 24,
+    },
+    sizes: tree::Sizes::Cycle(&[
+        0, 1, 4095, 4096, 4097, 65_536, 200_003, 1_048_583, 3_000_017,
+    ]),
+    links_and_xattrs: false,
+};
 
 pub(crate) fn soak(root: &Path, args: &[&str]) -> Result<(), String> {
     let mut seconds = 30u64;
@@ -56,17 +65,20 @@ pub(crate) fn soak(root: &Path, args: &[&str]) -> Result<(), String> {
         );
     }
     let binary = crate::build_example(root)?;
-    let tree = SourceTree::create("soak", FILES, SIZES).map_err(|e| e.to_string())?;
-    let mountpoint = testkit::temp_dir("soak-mnt").map_err(|e| e.to_string())?;
-    let result = run(&binary, &tree, &mountpoint, seconds, transport, passthrough);
+    let work = testkit::temp_dir("soak").map_err(|e| e.to_string())?;
+    let mountpoint = work.join("mnt");
+    let result = std::fs::create_dir(&mountpoint)
+        .map_err(|e| e.to_string())
+        .and_then(|()| tree::create(&work.join("source"), TREE))
+        .and_then(|tree| run(&binary, tree, &mountpoint, seconds, transport, passthrough));
     let _ = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::DETACH);
-    let _ = std::fs::remove_dir(&mountpoint);
+    let _ = std::fs::remove_dir_all(&work);
     result
 }
 
 fn run(
     binary: &Path,
-    tree: &SourceTree,
+    tree: tree::Tree,
     mountpoint: &Path,
     seconds: u64,
     transport: &str,
@@ -76,7 +88,7 @@ fn run(
     if !passthrough {
         args.push("--no-passthrough");
     }
-    let server = ExampleServer::start(binary, tree.path(), mountpoint, &args)
+    let server = ExampleServer::start(binary, &tree.root, mountpoint, &args)
         .map_err(|e| format!("starting the example: {e}"))?;
     println!("soak: {}", server.ready);
     if server.ready_field("transport") != Some(transport) {
@@ -90,7 +102,9 @@ fn run(
     std::fs::metadata(mountpoint).map_err(|e| format!("stat of the mount: {e}"))?;
     let cpu_before = crate::proc::cpu_ticks(pid).map_err(|e| e.to_string())?;
     let fds_start = fault::fd_count(pid).unwrap_or(0);
-    let load = Load::start(mountpoint, &tree.files, CLIENTS, 128 * 1024)
+    let file_count = tree.contents.len();
+    let files = std::sync::Arc::new(tree.contents);
+    let load = Load::start(mountpoint, &files, CLIENTS, 128 * 1024)
         .map_err(|e| format!("starting the clients: {e}"))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
@@ -128,8 +142,9 @@ fn run(
     let (ok, stats, stderr) = server.stop().map_err(|e| e.to_string())?;
     let ticks = crate::proc::clock_ticks_per_second().max(1) as f64;
     println!(
-        "soak: {elapsed:.1} s over {transport} (passthrough {}), {CLIENTS} clients, {FILES} files",
-        if passthrough { "on" } else { "off" }
+        "soak: {elapsed:.1} s over {transport} (passthrough {}), {CLIENTS} clients, {} files",
+        if passthrough { "on" } else { "off" },
+        file_count
     );
     println!(
         "soak: operations: {} ({:.0}/s); rounds (stat+open+read all+close) verified: {}; \

@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 
 use rustix::fs::{Mode, OFlags};
 
-use super::source::Layout;
+use crate::tree::Layout;
 
 /// What a client does to each small file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -169,7 +169,7 @@ pub(crate) fn results(run: &Run) -> String {
             small_files: p.layout.count(),
             attr_entry_timeout_secs: 0,
         },
-        source: run.source.as_ref().map(super::source::Source::describe),
+        source: run.source.as_ref().map(crate::tree::Tree::describe),
         clock_ticks_per_second: run.clk_tck,
         total_secs: run.total_secs,
         systems: run

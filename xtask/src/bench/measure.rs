@@ -10,10 +10,10 @@ use crate::proc::{
 };
 
 use super::plan::Plan;
-use super::source::Source;
 use super::systems::Scratch;
 use super::workloads::Measure;
 use super::{Cell, Failure, Progress, System, Workload, report};
+use crate::tree::Tree;
 
 /// A repetition whose "other processes" share of the CPUs reaches this is flagged.
 pub(crate) const BUSY_PERCENT: f64 = 10.0;
@@ -63,7 +63,7 @@ pub(super) struct Bench<'a> {
     /// Seconds the run may still spend waiting for a quiet machine or measuring again.
     pub(super) patience: std::cell::Cell<f64>,
     pub(super) cpus: usize,
-    pub(super) source: &'a Source,
+    pub(super) source: &'a Tree,
     pub(super) server: Option<&'a Path>,
     pub(super) scratch: &'a Scratch,
     pub(super) progress: &'a Progress,

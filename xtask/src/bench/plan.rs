@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::source::Layout;
 use super::{SYSTEMS, System};
+use crate::tree::Layout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::plan::Plan;
-use super::source::Source;
 use super::{System, WORKLOADS};
+use crate::tree::Tree;
 
 /// The measurements of one workload on one system.
 #[derive(Debug, Default, Clone)]
@@ -66,7 +66,7 @@ pub(crate) struct Run {
     pub(crate) command: String,
     pub(crate) date: String,
     pub(crate) machine: Machine,
-    pub(crate) source: Option<Source>,
+    pub(crate) source: Option<Tree>,
     pub(crate) clk_tck: u64,
     pub(crate) systems: Vec<SystemRun>,
     pub(crate) total_secs: f64,

@@ -11,7 +11,8 @@ use super::client::{self, Op};
 use super::measure::Bench;
 use super::plan::Plan;
 use super::systems::Scratch;
-use super::{Failure, source, tail};
+use super::{Failure, tail};
+use crate::tree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -372,8 +373,8 @@ impl Bench<'_> {
     /// small files in the dentry, inode and page caches (metadata workloads).
     pub(super) fn warm(&self, w: &Workload) -> Result<(), Failure> {
         match w.kind {
-            Kind::Fio { .. } => source::read_through(&self.source.large()).map(|_| ()),
-            Kind::Meta { .. } => source::warm_small(self.source),
+            Kind::Fio { .. } => tree::read_through(&self.source.large()).map(|_| ()),
+            Kind::Meta { .. } => tree::warm_small(self.source),
         }
         .map_err(Failure::Workload)
     }
@@ -383,8 +384,8 @@ impl Bench<'_> {
         match w.kind {
             Kind::Fio { .. } => run_fio(
                 self.scratch,
-                &root.join(self.source.large_name),
-                self.source.large_bytes,
+                &root.join(tree::LARGE_NAME),
+                self.source.large_bytes(),
                 w,
                 &self.plan,
             ),
