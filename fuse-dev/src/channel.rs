@@ -175,6 +175,23 @@ impl Channel {
         self.send(unique, fuse_wire::out_error(errno), &[])
     }
 
+    /// Answers request `unique` with `result`: the payload ([`Channel::reply`]) or the errno
+    /// ([`Channel::reply_error`]). One `writev(2)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Channel::reply`].
+    pub fn reply_result(
+        &self,
+        unique: u64,
+        result: Result<&[u8], Errno>,
+    ) -> Result<(), ChannelError> {
+        match result {
+            Ok(payload) => self.send(unique, 0, &[payload]),
+            Err(errno) => self.reply_error(unique, errno),
+        }
+    }
+
     fn send(&self, unique: u64, error: i32, parts: &[&[u8]]) -> Result<(), ChannelError> {
         if parts.len() > MAX_PARTS {
             return Err(ChannelError::TooLarge);

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod user;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
