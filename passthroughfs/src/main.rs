@@ -320,7 +320,14 @@ fn run(args: Args) -> Result<(), Fatal> {
 
     let passthrough = args.passthrough && offered & sys::FUSE_PASSTHROUGH != 0;
     let uring_offered = offered & sys::FUSE_OVER_IO_URING != 0;
-    let queues = uring::possible_queues();
+    let queues = match args.transport {
+        TransportChoice::Dev => Vec::new(),
+        _ => uring::possible_queues().map_err(|e| {
+            Fatal(format!(
+                "cannot list the possible CPUs for io_uring queues: {e}"
+            ))
+        })?,
+    };
     let mut rings = None;
     match args.transport {
         TransportChoice::Dev => {}

@@ -26,9 +26,11 @@ const DEPTH: u32 = 16;
 /// written there. Larger payloads only come with write requests, which are refused anyway.
 const SCRATCH: usize = 64 * 1024;
 
-/// Queue ids to register: one per possible CPU (`/sys/devices/system/cpu/possible`).
-pub fn possible_queues() -> Vec<u16> {
-    fuse_uring::queue_ids().map_or_else(|_| vec![0], |ids| ids.collect())
+/// Queue ids to register: one per possible CPU (`/sys/devices/system/cpu/possible`). The
+/// kernel switches to the ring only once every one of them has an entry, so a list that
+/// cannot be read is an error, never a guess.
+pub fn possible_queues() -> io::Result<Vec<u16>> {
+    Ok(fuse_uring::queue_ids()?.collect())
 }
 
 /// What was checked before `FUSE_OVER_IO_URING` is agreed in the INIT reply.
