@@ -1,4 +1,4 @@
-//! Passthrough backing ids per inode, and cloned `/dev/fuse` fds, through `fuse-backing`.
+//! Passthrough backing ids, one per inode, through `fuse-backing`.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,10 +28,4 @@ impl BackingSlot {
         *slot = Some(backing);
         Ok(id)
     }
-}
-
-/// A new `/dev/fuse` fd attached to the session of `dev` (`FUSE_DEV_IOC_CLONE`), so that a
-/// worker thread gets its own queue of requests.
-pub fn clone_dev(dev: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
-    fuse_backing::clone_device(dev).map_err(Errno::from)
 }

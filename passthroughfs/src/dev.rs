@@ -1,37 +1,23 @@
-//! The classic transport: `read(2)` a request from a `/dev/fuse` fd, `writev(2)` the reply.
+//! The classic transport: a `fuse_dev::Channel` per worker thread reads one request at a
+//! time from `/dev/fuse` and writes each reply with one `writev(2)`.
 //!
-//! Each worker thread owns its own fd, cloned from the session's with `FUSE_DEV_IOC_CLONE`,
-//! so that the kernel can hand requests to all workers in parallel.
+//! Each worker owns its own channel, cloned from the session's with `FUSE_DEV_IOC_CLONE`, so
+//! that the kernel can hand requests to all workers in parallel.
 
-use std::io::IoSlice;
-use std::os::fd::BorrowedFd;
-
-use fuse_wire::sys::zerocopy::IntoBytes;
-use fuse_wire::{Protocol, Request, out_error, out_header};
-use rustix::io::Errno;
+use fuse_dev::{Channel, ChannelError};
+use fuse_wire::Request;
 
 use crate::fs::{Fs, Outcome};
 use crate::stats::Transport;
 
-/// Serves requests from `dev` until the connection goes away (`ENODEV`: unmounted or
-/// aborted), which is a clean end; any other error is returned.
-pub fn serve(
-    fs: &Fs,
-    dev: BorrowedFd<'_>,
-    buffer_size: usize,
-    protocol: Protocol,
-) -> Result<(), Errno> {
-    let mut request = vec![0u8; buffer_size];
-    let mut reply = vec![0u8; buffer_size];
-    loop {
-        let n = match rustix::io::read(dev, &mut request) {
-            Ok(n) => n,
-            Err(Errno::NODEV) => return Ok(()),
-            // Interrupted, or the request was withdrawn before we read it.
-            Err(Errno::INTR | Errno::NOENT | Errno::AGAIN) => continue,
-            Err(e) => return Err(e),
-        };
-        let (unique, outcome) = match Request::parse(&request[..n], protocol) {
+/// Serves requests from `channel` (after INIT) until the connection goes away (unmounted
+/// or aborted), which is a clean end; any other error is returned.
+pub fn serve(fs: &Fs, channel: &Channel) -> Result<(), ChannelError> {
+    let mut request = vec![0u8; channel.read_buffer_size()];
+    let mut reply = vec![0u8; channel.read_buffer_size()];
+    let protocol = channel.protocol();
+    while let Some(bytes) = channel.receive(&mut request)? {
+        let (unique, outcome) = match Request::parse(bytes, protocol) {
             Ok(req) => {
                 fs.stats.record(Transport::Dev, req.opcode());
                 (req.unique(), fs.dispatch(&req, &mut reply))
@@ -41,20 +27,13 @@ pub fn serve(
                 (e.unique(), Outcome::Error(e.errno()))
             }
         };
-        let (error, len) = match outcome {
-            Outcome::NoReply => continue,
-            _ if unique == 0 => continue,
-            Outcome::Reply(len) => (0, len),
-            Outcome::Error(e) => (out_error(e), 0),
-        };
-        let header = out_header(unique, error, len);
-        match rustix::io::writev(
-            dev,
-            &[IoSlice::new(header.as_bytes()), IoSlice::new(&reply[..len])],
-        ) {
-            Ok(_) | Err(Errno::NOENT) => {}
-            Err(Errno::NODEV) => return Ok(()),
-            Err(e) => return Err(e),
+        match outcome {
+            Outcome::NoReply => {}
+            // A request without a readable header cannot be answered.
+            _ if unique == 0 => {}
+            Outcome::Reply(len) => channel.reply(unique, &[&reply[..len]])?,
+            Outcome::Error(e) => channel.reply_error(unique, e)?,
         }
     }
+    Ok(())
 }

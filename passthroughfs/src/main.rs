@@ -12,16 +12,16 @@
 
 #![allow(missing_docs, unreachable_pub)]
 
-use passthroughfs::{backing, dev, fs, uring};
+use passthroughfs::stats::Transport;
+use passthroughfs::{dev, fs, uring};
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fuse_wire::sys;
-use fuse_wire::sys::zerocopy::IntoBytes;
 use rustix::io::Errno;
 
 const HELP: &str = "\
@@ -181,10 +181,20 @@ fn preflight(args: &Args) -> Result<(), Fatal> {
             args.mountpoint.display()
         )));
     }
-    if testkit::is_mount_point(&args.mountpoint) {
+    // Identified by device and mount id, not by the spelling of the path.
+    if fuse_dev::is_mount_point(&args.mountpoint)? {
         return Err(Fatal(format!(
             "{} is already a mount point; unmount it first (umount {})",
             args.mountpoint.display(),
+            args.mountpoint.display()
+        )));
+    }
+    // A mount point inside the source (or the source inside the mount point) would make the
+    // server's own syscalls enter its own mount: a deadlock.
+    if let Some(overlap) = fuse_dev::check_overlap(&args.source, &args.mountpoint)? {
+        return Err(Fatal(format!(
+            "source {} and mount point {} overlap ({overlap}); choose a mount point outside the source",
+            args.source.display(),
             args.mountpoint.display()
         )));
     }
@@ -193,7 +203,7 @@ fn preflight(args: &Args) -> Result<(), Fatal> {
             "/dev/fuse is missing; load the module: modprobe fuse".into(),
         ));
     }
-    if !testkit::is_root() {
+    if !rustix::process::geteuid().is_root() {
         return Err(Fatal(
             "not permitted: mounting needs root (CAP_SYS_ADMIN), and fusermount3 is not \
              supported by this example; run it as root (sudo)"
@@ -251,35 +261,9 @@ fn block_stop_signals() -> libc::sigset_t {
 
 /// Raises the mount's readahead to 1 MiB (the kernel's default is 128 KiB; the INIT reply can
 /// only lower it): served sequential reads then come in larger READs. Best effort.
-fn raise_readahead(mount: &testkit::Mount) {
-    if let Some(n) = mount.connection() {
-        let _ = std::fs::write(format!("/sys/class/bdi/0:{n}/read_ahead_kb"), "1024");
-    }
-}
-
-/// Reads the kernel's INIT request: its `unique` and what it offers.
-fn read_init(
-    dev: std::os::fd::BorrowedFd<'_>,
-    buf: &mut [u8],
-) -> Result<(u64, fuse_wire::KernelInit), Fatal> {
-    loop {
-        let n = match rustix::io::read(dev, &mut *buf) {
-            Ok(n) => n,
-            Err(Errno::INTR | Errno::AGAIN) => continue,
-            Err(Errno::NODEV) => {
-                return Err(Fatal("the kernel closed the connection before INIT".into()));
-            }
-            Err(e) => return Err(Fatal(format!("reading INIT: {e}"))),
-        };
-        let request = fuse_wire::Request::parse(&buf[..n], fuse_wire::Protocol::default())
-            .map_err(|e| Fatal(format!("INIT from the kernel: {e}")))?;
-        return match request.operation() {
-            fuse_wire::Operation::Init(kernel) => Ok((request.unique(), *kernel)),
-            _ => Err(Fatal(format!(
-                "expected INIT from the kernel, got opcode {}",
-                request.opcode()
-            ))),
-        };
+fn raise_readahead(mount: &fuse_dev::Mount) {
+    if let Some(connection) = mount.connection() {
+        let _ = connection.set_readahead_kb(1024);
     }
 }
 
@@ -292,187 +276,91 @@ fn possible_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn run(args: Args) -> Result<(), Fatal> {
-    preflight(&args)?;
-    let _watchdog = spawn_unmount_watchdog(&args.mountpoint)?;
-    let signals = block_stop_signals();
+/// The INIT flags the mirror wants, besides passthrough and io_uring.
+const WANT: u32 = sys::FUSE_ASYNC_READ
+    | sys::FUSE_MAX_PAGES
+    | sys::FUSE_BIG_WRITES
+    | sys::FUSE_DO_READDIRPLUS
+    | sys::FUSE_READDIRPLUS_AUTO
+    | sys::FUSE_PARALLEL_DIROPS
+    | sys::FUSE_CACHE_SYMLINKS
+    | sys::FUSE_ASYNC_DIO;
 
-    let dev =
-        Arc::new(testkit::open_dev().map_err(|e| Fatal(format!("cannot open /dev/fuse: {e}")))?);
-    // Read-only: a mirror takes no writes, and the kernel then also skips the atime update
-    // it would otherwise mark after every passthrough read.
-    let mut mount = testkit::Mount::at_with_flags(
-        dev.as_fd(),
-        &args.mountpoint,
-        "passthroughfs",
-        "default_permissions",
-        rustix::mount::MountFlags::RDONLY,
-    )
-    .map_err(|e| match e.raw_os_error() {
-        Some(libc::EPERM) => Fatal("mount: not permitted; run as root".into()),
-        _ => Fatal(format!("mount on {}: {e}", args.mountpoint.display())),
-    })?;
+/// Mounts read-only (a mirror takes no writes, and the kernel then also skips the atime
+/// update it would otherwise mark after every passthrough read).
+fn mount(args: &Args) -> Result<(fuse_dev::Device, fuse_dev::Mount), Fatal> {
+    let device =
+        fuse_dev::Device::open().map_err(|e| Fatal(format!("cannot open /dev/fuse: {e}")))?;
+    let options = fuse_dev::MountOptions::new()
+        .subtype("passthroughfs")
+        .allow_other(true)
+        .default_permissions(true)
+        .read_only(true)
+        .nosuid(true)
+        .nodev(true);
+    let mount =
+        fuse_dev::Mount::new(&device, &args.mountpoint, &options).map_err(|e| match e.errno() {
+            Some(Errno::PERM) => Fatal("mount: not permitted; run as root".into()),
+            _ => Fatal(format!("mount on {}: {e}", args.mountpoint.display())),
+        })?;
+    Ok((device, mount))
+}
 
-    // INIT: see what the kernel offers, decide, and answer.
-    let mut buf = vec![0u8; fuse_wire::init::MIN_READ_BUFFER];
-    let (init_unique, kernel) = read_init(dev.as_fd(), &mut buf)?;
-    let offered = kernel.flags;
-
-    let passthrough = args.passthrough && offered & sys::FUSE_PASSTHROUGH != 0;
-    let uring_offered = offered & sys::FUSE_OVER_IO_URING != 0;
-    let queues = match args.transport {
-        TransportChoice::Dev => Vec::new(),
-        _ => uring::possible_queues().map_err(|e| {
-            Fatal(format!(
-                "cannot list the possible CPUs for io_uring queues: {e}"
-            ))
-        })?,
-    };
-    let mut rings = None;
-    match args.transport {
-        TransportChoice::Dev => {}
-        TransportChoice::Uring | TransportChoice::Auto if !uring_offered => {
-            if args.transport == TransportChoice::Auto {
-                eprintln!(
-                    "passthroughfs: FUSE-over-io_uring is not offered by the kernel, using /dev/fuse \
-                     (to enable it, as root: echo Y > /sys/module/fuse/parameters/enable_uring)"
-                );
-            }
-            if args.transport == TransportChoice::Uring {
-                return Err(Fatal(
-                    "the kernel does not offer FUSE-over-io_uring: it needs Linux 6.14+ with \
-                     CONFIG_FUSE_IO_URING, and as root: echo Y > /sys/module/fuse/parameters/enable_uring"
-                        .into(),
-                ));
-            }
-        }
-        TransportChoice::Uring | TransportChoice::Auto => {
-            match uring::Rings::prepare(&queues, &kernel) {
-                Ok(r) => rings = Some(r),
-                Err(e) if args.transport == TransportChoice::Uring => {
-                    return Err(Fatal(format!("cannot set up the io_uring rings: {e}")));
-                }
-                Err(e) => eprintln!("passthroughfs: io_uring unavailable ({e}); using /dev/fuse"),
-            }
-        }
+/// Whether io_uring will be used: offered by the kernel, wanted, and the rings can be set up
+/// (checked before agreeing to it: once agreed, the kernel waits for every queue).
+fn choose_rings(
+    args: &Args,
+    kernel: &fuse_wire::KernelInit,
+    queues: &[u16],
+) -> Result<Option<uring::Rings>, Fatal> {
+    const SWITCH: &str = "echo Y > /sys/module/fuse/parameters/enable_uring";
+    if args.transport == TransportChoice::Dev {
+        return Ok(None);
     }
-
-    let config = fuse_wire::InitConfig::default().with(
-        u64::from(
-            sys::FUSE_ASYNC_READ
-                | sys::FUSE_MAX_PAGES
-                | sys::FUSE_BIG_WRITES
-                | sys::FUSE_DO_READDIRPLUS
-                | sys::FUSE_READDIRPLUS_AUTO
-                | sys::FUSE_PARALLEL_DIROPS
-                | sys::FUSE_CACHE_SYMLINKS
-                | sys::FUSE_ASYNC_DIO,
-        ) | if passthrough {
-            sys::FUSE_PASSTHROUGH
-        } else {
-            0
-        } | if rings.is_some() {
-            sys::FUSE_OVER_IO_URING
-        } else {
-            0
-        },
-    );
-    let negotiated = match fuse_wire::negotiate(&kernel, &config) {
-        Ok(n) => n,
-        Err(e) => {
-            let header = fuse_wire::out_header(init_unique, fuse_wire::out_error(e.errno()), 0);
-            let _ = rustix::io::write(dev.as_fd(), header.as_bytes());
-            return Err(Fatal(format!("INIT: {e}")));
+    if !kernel.offers(sys::FUSE_OVER_IO_URING) {
+        if args.transport == TransportChoice::Uring {
+            return Err(Fatal(format!(
+                "the kernel does not offer FUSE-over-io_uring: it needs Linux 6.14+ with \
+                 CONFIG_FUSE_IO_URING, and as root: {SWITCH}"
+            )));
         }
-    };
-    let fs = Arc::new(fs::Fs::new(
-        &args.source,
-        fs::Options {
-            attr_timeout: args.attr_timeout,
-            passthrough,
-        },
-        Some(dev.clone()),
-    )?);
-    let reply = negotiated.reply_bytes();
-    let header = fuse_wire::out_header(init_unique, 0, reply.len());
-    rustix::io::writev(
-        dev.as_fd(),
-        &[
-            std::io::IoSlice::new(header.as_bytes()),
-            std::io::IoSlice::new(reply),
-        ],
-    )?;
-    raise_readahead(&mount);
-    let payload = negotiated.uring_payload_size();
-    let buffer_size = negotiated.read_buffer_size();
-    let protocol = negotiated.protocol();
-
-    // Start the workers: rings first (every queue must have an entry before requests flow),
-    // then the /dev/fuse workers (all requests without io_uring; FORGET/INTERRUPT with it).
-    let mut workers = Vec::new();
-    let transport = if let Some(rings) = rings.take() {
-        workers.extend(rings.start(
-            fs.clone(),
-            dev.clone(),
-            payload,
-            args.pin_queues,
-            protocol,
-            wake_main,
-        )?);
-        "uring"
-    } else {
-        "dev"
-    };
-    let dev_threads = if transport == "uring" {
-        1
-    } else {
-        args.threads.unwrap_or_else(possible_cpus)
-    };
-    for i in 0..dev_threads {
-        let fd = if i == 0 {
-            dev.clone()
-        } else {
-            Arc::new(backing::clone_dev(dev.as_fd())?)
-        };
-        let fs = fs.clone();
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("fuse-dev-{i}"))
-                .spawn(move || {
-                    let r = dev::serve(&fs, fd.as_fd(), buffer_size, protocol);
-                    if let Err(e) = &r {
-                        eprintln!("passthroughfs: /dev/fuse worker {i}: {e}");
-                    }
-                    wake_main();
-                    r.map_err(|e| e.to_string())
-                })?,
+        eprintln!(
+            "passthroughfs: FUSE-over-io_uring is not offered by the kernel, using /dev/fuse \
+             (to enable it, as root: {SWITCH})"
         );
+        return Ok(None);
     }
-    println!(
-        "ready: transport={transport} passthrough={} queues={} dev_threads={dev_threads} \
-         attr_timeout={:?} max_write={} minor={}",
-        if passthrough { "on" } else { "off" },
-        if transport == "uring" {
-            queues.len()
-        } else {
-            0
-        },
-        args.attr_timeout,
-        negotiated.max_write(),
-        kernel.minor,
-    );
+    match uring::Rings::prepare(queues, kernel) {
+        Ok(rings) => Ok(Some(rings)),
+        Err(e) if args.transport == TransportChoice::Uring => {
+            Err(Fatal(format!("cannot set up the io_uring rings: {e}")))
+        }
+        Err(e) => {
+            eprintln!("passthroughfs: io_uring unavailable ({e}); using /dev/fuse");
+            Ok(None)
+        }
+    }
+}
 
-    // Wait for a stop signal, or for a worker to end (unmounted from outside, or an error).
+/// Waits for a stop signal, or for a worker to end (unmounted from outside, or an error),
+/// then unmounts our mount (only ours) and joins the workers.
+fn stop(
+    signals: &libc::sigset_t,
+    mut mount: fuse_dev::Mount,
+    workers: Vec<std::thread::JoinHandle<Result<(), String>>>,
+) -> Result<(), Fatal> {
     let mut sig: libc::c_int = 0;
     // SAFETY: `signals` is an initialised sigset and `sig` a valid out pointer.
-    unsafe { libc::sigwait(&signals, &mut sig) };
+    unsafe { libc::sigwait(signals, &mut sig) };
     if sig != libc::SIGUSR1 {
         eprintln!("passthroughfs: signal {sig}, unmounting");
     }
     match mount.unmount() {
-        // EINVAL: no longer a mount point (unmounted from outside, which ended the workers).
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Ok(fuse_dev::UnmountOutcome::NotOurs(presence)) => eprintln!(
+            "passthroughfs: another mount sits on {} ({presence:?}); left alone",
+            mount.mount_point().display()
+        ),
+        Ok(_) => {}
         Err(e) => return Err(Fatal(format!("unmount: {e}"))),
     }
     let mut failed = None;
@@ -483,14 +371,131 @@ fn run(args: Args) -> Result<(), Fatal> {
             Err(_) => failed = Some("a worker thread panicked".into()),
         }
     }
-    if args.stats {
-        print!("{}", fs.stats.report());
-        println!("stats: transport: {transport}");
-    }
     match failed {
         Some(e) => Err(Fatal(format!("server error: {e}"))),
         None => Ok(()),
     }
+}
+
+fn run(args: Args) -> Result<(), Fatal> {
+    preflight(&args)?;
+    let _watchdog = spawn_unmount_watchdog(&args.mountpoint)?;
+    let signals = block_stop_signals();
+    let (device, mount) = mount(&args)?;
+    // A handle on the connection for passthrough's BACKING_OPEN (any fd of the session).
+    let backing_dev = Arc::new(
+        device
+            .try_clone()
+            .map_err(|e| Fatal(format!("CLONE: {e}")))?
+            .into_fd(),
+    );
+    let mut channel = fuse_dev::Channel::new(device);
+
+    // INIT: see what the kernel offers, set up what it needs, then answer.
+    let init = channel
+        .read_init(&mut vec![0u8; fuse_dev::MIN_READ_BUFFER])
+        .map_err(|e| Fatal(format!("INIT: {e}")))?;
+    let kernel = init.kernel;
+    let passthrough = args.passthrough && kernel.offers(sys::FUSE_PASSTHROUGH);
+    let queues = match args.transport {
+        TransportChoice::Dev => Vec::new(),
+        _ => uring::possible_queues().map_err(|e| {
+            Fatal(format!(
+                "cannot list the possible CPUs for io_uring queues: {e}"
+            ))
+        })?,
+    };
+    let rings = choose_rings(&args, &kernel, &queues)?;
+    let mut config = fuse_wire::InitConfig::default().with(u64::from(WANT));
+    if passthrough {
+        config = config.with(sys::FUSE_PASSTHROUGH);
+    }
+    if rings.is_some() {
+        config = config.with(sys::FUSE_OVER_IO_URING);
+    }
+    let negotiated = match fuse_wire::negotiate(&kernel, &config) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = channel.refuse_init(&init, &e);
+            return Err(Fatal(format!("INIT: {e}")));
+        }
+    };
+    let fs = Arc::new(fs::Fs::new(
+        &args.source,
+        fs::Options {
+            attr_timeout: args.attr_timeout,
+            passthrough,
+        },
+        Some(backing_dev.clone()),
+    )?);
+    channel.reply_init(&init, &negotiated)?;
+    raise_readahead(&mount);
+
+    // Start the workers: rings first (every queue must have an entry before requests flow),
+    // then the /dev/fuse workers (all requests without io_uring; FORGET/INTERRUPT with it).
+    let mut workers = Vec::new();
+    let transport = match rings {
+        Some(rings) => {
+            workers.extend(rings.start(
+                fs.clone(),
+                backing_dev.clone(),
+                negotiated.uring_payload_size(),
+                args.pin_queues,
+                negotiated.protocol(),
+                wake_main,
+            )?);
+            Transport::Uring
+        }
+        None => Transport::Dev,
+    };
+    let dev_threads = match transport {
+        Transport::Uring => 1,
+        Transport::Dev => args.threads.unwrap_or_else(possible_cpus),
+    };
+    let mut channels = Vec::with_capacity(dev_threads);
+    for _ in 1..dev_threads {
+        channels.push(
+            channel
+                .try_clone()
+                .map_err(|e| Fatal(format!("CLONE: {e}")))?,
+        );
+    }
+    channels.push(channel);
+    for (i, channel) in channels.into_iter().enumerate() {
+        let fs = fs.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("fuse-dev-{i}"))
+                .spawn(move || {
+                    let r = dev::serve(&fs, &channel);
+                    if let Err(e) = &r {
+                        eprintln!("passthroughfs: /dev/fuse worker {i}: {e}");
+                    }
+                    wake_main();
+                    r.map_err(|e| e.to_string())
+                })?,
+        );
+    }
+    println!(
+        "ready: transport={} passthrough={} queues={} dev_threads={dev_threads} \
+         attr_timeout={:?} max_write={} minor={}",
+        transport.name(),
+        if passthrough { "on" } else { "off" },
+        if transport == Transport::Uring {
+            queues.len()
+        } else {
+            0
+        },
+        args.attr_timeout,
+        negotiated.max_write(),
+        kernel.minor,
+    );
+    let result = stop(&signals, mount, workers);
+    if args.stats {
+        print!("{}", fs.stats.report());
+        println!("stats: transport: {}", transport.name());
+    }
+    result
 }
 
 fn main() -> ExitCode {

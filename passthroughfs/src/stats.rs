@@ -12,6 +12,16 @@ pub enum Transport {
     Uring = 1,
 }
 
+impl Transport {
+    /// The name used in the `ready:` line, `--stats` and `--transport`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Dev => "dev",
+            Transport::Uring => "uring",
+        }
+    }
+}
+
 const OPCODES: usize = 64;
 
 /// Counters shared by all workers (relaxed atomics: one add per request).
