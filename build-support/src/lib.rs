@@ -409,6 +409,15 @@ const FLEXIBLE_ARRAY_STRUCTS: &[&str] = &["fuse_dirent", "fuse_direntplus", "fus
 /// any other padded struct at compile time, so this list cannot hide one by accident.
 const PADDED_STRUCTS: &[&str] = &["fuse_iomap_config_out"];
 
+/// Structs that hold a union whose members differ in size (7.46's `fuse_uring_cmd_req`: its
+/// union is the 16-byte `bufpool` or the 2-byte `ent_zero_copy_buf_index`, so a value built
+/// through the small member has 14 uninitialised bytes). Readable from bytes, never viewed as
+/// bytes: their writers (fuse-uring's SQE builders) put the fields into a zeroed command area
+/// one by one. Unions themselves never get `IntoBytes` (see [`zerocopy_derives`]), and
+/// zerocopy's `IntoBytes` derive rejects a struct with a union field, so a struct that gains
+/// one fails to compile until it is listed here.
+const UNION_HOLDING_STRUCTS: &[&str] = &["fuse_uring_cmd_req"];
+
 /// The zerocopy derives put on every other struct (and `FromBytes` only on unions, whose
 /// variants may leave bytes uninitialised).
 ///
@@ -424,7 +433,10 @@ fn zerocopy_derives(info: &DeriveInfo<'_>) -> Vec<String> {
         "::zerocopy::Immutable".to_owned(),
         "::zerocopy::KnownLayout".to_owned(),
     ];
-    if info.kind == TypeKind::Struct && !PADDED_STRUCTS.contains(&info.name) {
+    if info.kind == TypeKind::Struct
+        && !PADDED_STRUCTS.contains(&info.name)
+        && !UNION_HOLDING_STRUCTS.contains(&info.name)
+    {
         derives.push("::zerocopy::IntoBytes".to_owned());
     }
     derives

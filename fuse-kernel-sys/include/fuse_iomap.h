@@ -47,8 +47,10 @@
  * Negotiation and per-inode flags
  * ------------------------------------------------------------------------ */
 
-/* INIT flag (flags2 bit 11): file I/O through iomap mappings. Collides with
- * a later mainline proposal for bit 43; provisional. */
+/* INIT flag (flags2 bit 11): file I/O through iomap mappings. CONFLICT:
+ * mainline 7.46 (Linux 7.3) gave bit 43 to FUSE_HAS_IO_URING_BUFPOOL, so on
+ * a mainline kernel this bit never means iomap. The Rust bindings give this
+ * flag its own type so the two cannot be mixed up. */
 #define FUSE_IOMAP		(1ULL << 43)
 
 /* fuse_attr.flags bits added by the series. */

@@ -1,12 +1,21 @@
 /* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR BSD-2-Clause */
 /*
- * fuse_kernel.h - the FUSE kernel <-> userspace protocol, version 7.45
- * (as spoken by Linux 6.18), written for the fuse-kernel-sys crate.
+ * fuse_kernel.h - the FUSE kernel <-> userspace protocol, version 7.46
+ * (as spoken by Linux 7.3), written for the fuse-kernel-sys crate.
  *
  * This header is this project's own text. The names, C types, field order
  * and values are the kernel's ABI and must not be changed; every comment is
- * ours. It was written from shared/abi/ABI_FACTS.md (compiler-evaluated
- * layouts of the upstream 7.45 header and observations on a 6.18 kernel).
+ * ours. It was written from the project's ABI fact sheet (compiler-evaluated
+ * layouts of the upstream 7.45 header and observations on a 6.18 kernel)
+ * and, for 7.46, from the facts of the official Linux 7.3 uapi header
+ * (Debian's linux-libc-dev 7.3~rc7), which abi-tests checks item by item.
+ *
+ * Older kernels: every item here carries the minor that introduced it. A
+ * server must not use an item newer than the minor the kernel sends in
+ * FUSE_INIT. The one 7.46 change of an existing layout is the io_uring
+ * command area: struct fuse_uring_cmd_req grew from 24 to 40 bytes; kernels
+ * before 7.46 read only its first 24 bytes (flags, commit_id, qid, padding),
+ * so a command whose union part is all zero means the same to both.
  *
  * It is self-contained: it includes <stdint.h> for the fixed-width types, <stddef.h> for offsetof(), and
  * <linux/ioctl.h> so that the _IO/_IOR/_IOW macros expand when the header is
@@ -30,9 +39,9 @@
 /* Major version: a different major is a different protocol. */
 #define FUSE_KERNEL_VERSION 7
 
-/* Minor version spoken by Linux 6.18. Features newer than the minor the
- * other side reports must not be used. */
-#define FUSE_KERNEL_MINOR_VERSION 45
+/* Minor version spoken by Linux 7.3 (45 was Linux 6.18). Features newer
+ * than the minor the other side reports must not be used. */
+#define FUSE_KERNEL_MINOR_VERSION 46
 
 /* Node id of the mount's root directory. */
 #define FUSE_ROOT_ID 1
@@ -143,6 +152,11 @@ struct fuse_file_lock {
 #define FOPEN_NOFLUSH			(1 << 5)	/* no FLUSH on close */
 #define FOPEN_PARALLEL_DIRECT_WRITES	(1 << 6)	/* concurrent direct writes */
 #define FOPEN_PASSTHROUGH		(1 << 7)	/* I/O goes to backing_id (7.40) */
+/* 7.46: READ and WRITE of this open file may hand the client's pages to the
+ * server (io_uring zero-copy). Only takes effect on a queue added with
+ * FUSE_URING_ZERO_COPY and for requests that carry pages; otherwise the
+ * data is copied as usual. */
+#define FOPEN_IO_URING_ZERO_COPY	(1 << 8)
 
 /*
  * INIT flags. Bits 0-31 travel in the 'flags' field of fuse_init_in and
@@ -195,6 +209,11 @@ struct fuse_file_lock {
 #define FUSE_ALLOW_IDMAP	(1ULL << 40)	/* 7.41: idmapped mounts */
 #define FUSE_OVER_IO_URING	(1ULL << 41)	/* 7.42: FUSE-over-io_uring */
 #define FUSE_REQUEST_TIMEOUT	(1ULL << 42)	/* 7.43: request_timeout valid */
+/* 7.46: the kernel understands the io_uring commands ADD_QUEUE and
+ * ADD_BUFPOOL (a payload buffer pool per queue, and zero-copy). Offered by
+ * the kernel together with FUSE_OVER_IO_URING. NB: the unmerged fuse-iomap
+ * series uses this same bit for its own flag (see fuse_iomap.h). */
+#define FUSE_HAS_IO_URING_BUFPOOL	(1ULL << 43)
 
 /* CUSE INIT flags. */
 #define CUSE_UNRESTRICTED_IOCTL	(1 << 0)
@@ -949,7 +968,7 @@ struct fuse_supp_groups {
 };
 
 /* ------------------------------------------------------------------------
- * FUSE-over-io_uring (7.42)
+ * FUSE-over-io_uring (7.42; buffer pools and zero-copy 7.46)
  * ------------------------------------------------------------------------ */
 
 /* Room for the in/out header at the start of a ring entry's header buffer. */
@@ -957,12 +976,19 @@ struct fuse_supp_groups {
 /* Room for the opcode's fixed argument record. */
 #define FUSE_URING_OP_IN_OUT_SZ 128
 
+/* fuse_uring_ent_in_out.flags (7.46): the request's pages were registered
+ * in the entry's zero-copy slot of the server's io_uring buffer table
+ * instead of being copied into the payload buffer. */
+#define FUSE_URING_ENT_ZERO_COPY	(1 << 0)
+
 /* Per-entry bookkeeping shared by kernel and server. */
 struct fuse_uring_ent_in_out {
-	uint64_t flags;
+	uint64_t flags;		/* FUSE_URING_ENT_* (7.46) */
 	uint64_t commit_id;	/* the request's unique; echo it in COMMIT_AND_FETCH */
-	uint32_t payload_sz;	/* bytes used in the payload buffer */
-	uint32_t padding;
+	uint32_t payload_sz;	/* bytes of payload (zero-copied page bytes included) */
+	uint32_t offset;	/* 7.46, queues with a pool: where the payload buffer
+				 * of this request starts, from the pool's start
+				 * (was 'padding' before 7.46) */
 	uint64_t reserved;
 };
 
@@ -978,14 +1004,39 @@ enum fuse_uring_cmd {
 	FUSE_IO_URING_CMD_INVALID = 0,
 	FUSE_IO_URING_CMD_REGISTER = 1,		/* hand an entry to the kernel */
 	FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2,	/* send a reply, fetch the next */
+	FUSE_IO_URING_CMD_ADD_QUEUE = 3,	/* 7.46: create queue 'qid' */
+	FUSE_IO_URING_CMD_ADD_BUFPOOL = 4,	/* 7.46: give queue 'qid' a pool */
 };
 
-/* The command area (io_uring_sqe.cmd) of a FUSE uring command. */
+/* fuse_uring_cmd_req.flags of ADD_QUEUE (7.46): the queue serves zero-copy
+ * requests. Needs CAP_SYS_ADMIN and a buffer pool on the queue. */
+#define FUSE_URING_ZERO_COPY	(1 << 0)
+
+/* The command area (io_uring_sqe.cmd, 80 bytes in a 128-byte SQE) of a FUSE
+ * uring command. 24 bytes before 7.46, 40 since; kernels before 7.46 read
+ * only the first 24. */
 struct fuse_uring_cmd_req {
-	uint64_t flags;
+	uint64_t flags;		/* ADD_QUEUE: FUSE_URING_ZERO_COPY; else 0 */
 	uint64_t commit_id;	/* COMMIT_AND_FETCH only */
 	uint16_t qid;		/* queue index, 0 .. possible CPUs - 1 */
 	uint8_t padding[6];
+
+	/* 7.46. Which member counts depends on the command. */
+	union {
+		/* ADD_BUFPOOL: the pool, one region cut by the kernel into
+		 * len / (maximum payload size) buffers; reserved must be 0. */
+		struct {
+			uint64_t uaddr;
+			uint32_t len;
+			uint32_t reserved;
+		} bufpool;
+
+		/* REGISTER on a zero-copy queue: the slot of the server's
+		 * io_uring registered-buffer table where the kernel puts the
+		 * pages of this entry's zero-copy requests. 0 on other
+		 * queues. */
+		uint16_t ent_zero_copy_buf_index;
+	};
 };
 
 #endif /* FUSE_KERNEL_SYS_FUSE_KERNEL_H */

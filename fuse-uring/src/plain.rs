@@ -81,5 +81,4 @@ plain!(
     fuse_copy_file_range_out,
     fuse_syncfs_in,
     fuse_uring_ent_in_out,
-    fuse_uring_cmd_req,
 );

@@ -4,7 +4,11 @@
 //! `IOSQE_FIXED_FILE`), `cmd_op` and the 80-byte command area. REGISTER also needs `addr`
 //! (the iovec pair) and `len` (2), which `UringCmd80` has no setter for; they are written here
 //! at their ABI offsets, taken from `linux-raw-sys`'s independent `io_uring_sqe` and checked at
-//! compile time. The command area is the bytes of a `fuse_uring_cmd_req` from `fuse-kernel-sys`.
+//! compile time. The command area holds a `fuse_uring_cmd_req` of `fuse-kernel-sys`, written
+//! field by field at the offsets of that struct into zeroed bytes: since 7.46 the struct ends in
+//! a union whose members differ in size, so its bytes as a whole are not all initialised and
+//! are never copied (see [`CmdArea`]). The bytes past what a command uses stay zero, which is
+//! what kernels before 7.46 (24-byte struct) and 7.46 (40 bytes) both expect.
 //!
 //! Most servers use [`Entry::register`](crate::Entry::register) and
 //! [`Entry::commit_and_fetch`](crate::Entry::commit_and_fetch); the functions here are for
@@ -73,35 +77,89 @@ impl From<BorrowedFd<'_>> for DevFd {
     }
 }
 
-/// The 80-byte command area holding `req`.
-#[inline(always)]
-fn cmd_area(req: &sys::fuse_uring_cmd_req) -> [u8; CMD_AREA] {
-    let mut cmd = [0u8; CMD_AREA];
-    // SAFETY: `fuse_uring_cmd_req` is a `repr(C)` struct of integers without padding (24 bytes:
-    // u64, u64, u16, [u8; 6]; abi-tests checks the no-padding property against the compiler),
-    // so all its bytes are initialised; it fits in `cmd` (asserted above), and the two do not
-    // overlap (`cmd` is a fresh local).
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            std::ptr::from_ref(req).cast::<u8>(),
-            cmd.as_mut_ptr(),
-            size_of::<sys::fuse_uring_cmd_req>(),
-        );
-    }
-    cmd
+type Req = sys::fuse_uring_cmd_req;
+type ReqUnion = sys::fuse_uring_cmd_req__bindgen_ty_1;
+type ReqBufpool = sys::fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1;
+/// Offset of the 7.46 union in the command area (24: where the pre-7.46 struct ended).
+const UNION: usize = offset_of!(Req, __bindgen_anon_1);
+/// Offsets of the union's members in the command area.
+const BUFPOOL_UADDR: usize = UNION + offset_of!(ReqUnion, bufpool) + offset_of!(ReqBufpool, uaddr);
+const BUFPOOL_LEN: usize = UNION + offset_of!(ReqUnion, bufpool) + offset_of!(ReqBufpool, len);
+const ZERO_COPY_INDEX: usize = UNION + offset_of!(ReqUnion, ent_zero_copy_buf_index);
+
+const _: () = {
+    assert!(UNION == sys::FUSE_URING_CMD_REQ_SIZE_V45);
+    assert!(BUFPOOL_LEN + size_of::<u32>() <= size_of::<Req>());
+    assert!(ZERO_COPY_INDEX + size_of::<u16>() <= size_of::<Req>());
+};
+
+/// What a command puts into the 7.46 union of `fuse_uring_cmd_req`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmdUnion {
+    /// Nothing (all zero): every command before 7.46, and REGISTER on a queue without
+    /// zero-copy.
+    Zero,
+    /// `bufpool { uaddr, len, reserved: 0 }` of ADD_BUFPOOL.
+    Bufpool { uaddr: u64, len: u32 },
+    /// `ent_zero_copy_buf_index` of REGISTER on a zero-copy queue.
+    ZeroCopyIndex(u16),
 }
 
-/// The UringCmd80 SQE for `command` with `req` in the command area. A fixed index goes into
+/// The fields of a `fuse_uring_cmd_req`, written one by one into a zeroed 80-byte command
+/// area at the struct's offsets (from `fuse-kernel-sys`).
+///
+/// Why not copy the struct: since 7.46 it ends in a union whose members differ in size (16 and
+/// 2 bytes), so a struct built through the small member has 14 uninitialised bytes, and reading
+/// them as bytes would be undefined behaviour; `fuse-kernel-sys` therefore gives the struct no
+/// `IntoBytes`. Writing the fields into zeroed bytes has no such bytes, and leaves everything a
+/// command does not use zero, as both pre-7.46 and 7.46 kernels expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CmdArea {
+    pub(crate) flags: u64,
+    pub(crate) commit_id: u64,
+    pub(crate) qid: u16,
+    pub(crate) union: CmdUnion,
+}
+
+impl CmdArea {
+    /// The 80 bytes.
+    #[inline(always)]
+    pub(crate) fn bytes(&self) -> [u8; CMD_AREA] {
+        #[inline(always)]
+        fn put(cmd: &mut [u8; CMD_AREA], at: usize, bytes: &[u8]) {
+            cmd[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        let mut cmd = [0u8; CMD_AREA];
+        put(&mut cmd, offset_of!(Req, flags), &self.flags.to_ne_bytes());
+        put(
+            &mut cmd,
+            offset_of!(Req, commit_id),
+            &self.commit_id.to_ne_bytes(),
+        );
+        put(&mut cmd, offset_of!(Req, qid), &self.qid.to_ne_bytes());
+        match self.union {
+            CmdUnion::Zero => {}
+            CmdUnion::Bufpool { uaddr, len } => {
+                put(&mut cmd, BUFPOOL_UADDR, &uaddr.to_ne_bytes());
+                put(&mut cmd, BUFPOOL_LEN, &len.to_ne_bytes());
+            }
+            CmdUnion::ZeroCopyIndex(index) => put(&mut cmd, ZERO_COPY_INDEX, &index.to_ne_bytes()),
+        }
+        cmd
+    }
+}
+
+/// The UringCmd80 SQE for `command` with `area` in the command area. A fixed index goes into
 /// the fd field with `IOSQE_FIXED_FILE`, exactly as `UringCmd80::new(types::Fixed(..))` does,
 /// but without a second copy of the builder code.
 #[inline(always)]
-fn uring_cmd(fd: DevFd, command: u32, req: &sys::fuse_uring_cmd_req, user_data: u64) -> Entry128 {
+fn uring_cmd(fd: DevFd, command: u32, area: &CmdArea, user_data: u64) -> Entry128 {
     let (raw, flags) = match fd {
         DevFd::Fd(fd) => (fd, squeue::Flags::empty()),
         DevFd::Fixed(index) => (index as RawFd, squeue::Flags::FIXED_FILE),
     };
     opcode::UringCmd80::new(types::Fd(raw), command)
-        .cmd(cmd_area(req))
+        .cmd(area.bytes())
         .build()
         .flags(flags)
         .user_data(user_data)
@@ -140,11 +198,13 @@ fn set_addr_len(sqe: &mut Entry128, addr: u64, len: u32) {
 #[inline]
 #[doc(alias = "FUSE_IO_URING_CMD_REGISTER")]
 pub fn register(fd: DevFd, qid: u16, iovecs: *const [libc::iovec; 2], user_data: u64) -> Entry128 {
-    let req = sys::fuse_uring_cmd_req {
+    let area = CmdArea {
+        flags: 0,
+        commit_id: 0,
         qid,
-        ..Default::default()
+        union: CmdUnion::Zero,
     };
-    let mut sqe = uring_cmd(fd, sys::FUSE_IO_URING_CMD_REGISTER, &req, user_data);
+    let mut sqe = uring_cmd(fd, sys::FUSE_IO_URING_CMD_REGISTER, &area, user_data);
     set_addr_len(&mut sqe, iovecs as u64, 2);
     sqe
 }
@@ -161,12 +221,18 @@ pub fn register(fd: DevFd, qid: u16, iovecs: *const [libc::iovec; 2], user_data:
 #[inline]
 #[doc(alias = "FUSE_IO_URING_CMD_COMMIT_AND_FETCH")]
 pub fn commit_and_fetch(fd: DevFd, qid: u16, commit_id: u64, user_data: u64) -> Entry128 {
-    let req = sys::fuse_uring_cmd_req {
+    let area = CmdArea {
+        flags: 0,
         commit_id,
         qid,
-        ..Default::default()
+        union: CmdUnion::Zero,
     };
-    uring_cmd(fd, sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH, &req, user_data)
+    uring_cmd(
+        fd,
+        sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH,
+        &area,
+        user_data,
+    )
 }
 
 #[cfg(test)]
@@ -330,20 +396,52 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn cmd_area_is_the_struct_bytes_in_abi_order() {
-        let req = sys::fuse_uring_cmd_req {
+    fn cmd_area_is_the_struct_fields_in_abi_order() {
+        let area = CmdArea {
             flags: 0x1111_2222_3333_4444,
             commit_id: 0x5555_6666_7777_8888,
             qid: 0x99aa,
-            padding: [1, 2, 3, 4, 5, 6],
+            union: CmdUnion::Zero,
         };
-        let cmd = cmd_area(&req);
-        // ABI_FACTS 4.2: flags [0], commit_id [8], qid [16], padding [18..24).
+        let cmd = area.bytes();
+        // The ABI (the official 7.46 header, checked by abi-tests): flags [0], commit_id [8],
+        // qid [16], padding [18..24), union [24..40): bufpool.uaddr [24], bufpool.len [32],
+        // bufpool.reserved [36], or ent_zero_copy_buf_index [24..26).
         assert_eq!(cmd[0..8], 0x1111_2222_3333_4444u64.to_ne_bytes());
         assert_eq!(cmd[8..16], 0x5555_6666_7777_8888u64.to_ne_bytes());
         assert_eq!(cmd[16..18], 0x99aau16.to_ne_bytes());
-        assert_eq!(cmd[18..24], [1, 2, 3, 4, 5, 6]);
-        assert!(cmd[24..].iter().all(|&b| b == 0));
+        assert!(
+            cmd[18..].iter().all(|&b| b == 0),
+            "padding, union and the rest zero"
+        );
+
+        let pool = CmdArea {
+            union: CmdUnion::Bufpool {
+                uaddr: 0x7f00_0000_1000,
+                len: 0x0020_0000,
+            },
+            ..area
+        }
+        .bytes();
+        assert_eq!(pool[..24], cmd[..24]);
+        assert_eq!(pool[24..32], 0x7f00_0000_1000u64.to_ne_bytes());
+        assert_eq!(pool[32..36], 0x0020_0000u32.to_ne_bytes());
+        assert!(
+            pool[36..].iter().all(|&b| b == 0),
+            "reserved and the rest zero"
+        );
+
+        let slot = CmdArea {
+            union: CmdUnion::ZeroCopyIndex(0xbeef),
+            ..area
+        }
+        .bytes();
+        assert_eq!(slot[..24], cmd[..24]);
+        assert_eq!(slot[24..26], 0xbeefu16.to_ne_bytes());
+        assert!(
+            slot[26..].iter().all(|&b| b == 0),
+            "the rest of the union zero"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 // with bindgen 0.73.2. DO NOT EDIT.
 //
 // Source headers (fuse-kernel-sys/include/), SHA-256:
-//   060072741bccaec58d89a3691e1b040e155cb757889c4c6f3ad5ce256ff6f1ff  fuse_kernel.h
-//   1ca7add86cbba7ddd26d95a7d4eafc693e3bdcce2194509029b044a730542d00  fuse_iomap.h
+//   a5305bede8dd6f7aa00083d5c54be587264eb35af6ad4ac9251c86f36a7f86f5  fuse_kernel.h
+//   46ca7e8965ad143f9f95f01199e06a7d4b6cd06250e7ad6a71808b05d2af3dc1  fuse_iomap.h
 // Target: x86_64-unknown-linux-gnu
 //
 // Regenerate the committed snapshot with `cargo xtask regen-bindings`;

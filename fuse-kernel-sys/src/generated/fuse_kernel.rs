@@ -2,7 +2,7 @@
 // with bindgen 0.73.2. DO NOT EDIT.
 //
 // Source headers (fuse-kernel-sys/include/), SHA-256:
-//   060072741bccaec58d89a3691e1b040e155cb757889c4c6f3ad5ce256ff6f1ff  fuse_kernel.h
+//   a5305bede8dd6f7aa00083d5c54be587264eb35af6ad4ac9251c86f36a7f86f5  fuse_kernel.h
 // Target: x86_64-unknown-linux-gnu
 //
 // Regenerate the committed snapshot with `cargo xtask regen-bindings`;
@@ -41,7 +41,7 @@ impl<T> ::core::fmt::Debug for __IncompleteArrayField<T> {
     }
 }
 pub const FUSE_KERNEL_VERSION: u32 = 7;
-pub const FUSE_KERNEL_MINOR_VERSION: u32 = 45;
+pub const FUSE_KERNEL_MINOR_VERSION: u32 = 46;
 pub const FUSE_ROOT_ID: u32 = 1;
 pub const FATTR_MODE: u32 = 1;
 pub const FATTR_UID: u32 = 2;
@@ -63,6 +63,7 @@ pub const FOPEN_STREAM: u32 = 16;
 pub const FOPEN_NOFLUSH: u32 = 32;
 pub const FOPEN_PARALLEL_DIRECT_WRITES: u32 = 64;
 pub const FOPEN_PASSTHROUGH: u32 = 128;
+pub const FOPEN_IO_URING_ZERO_COPY: u32 = 256;
 pub const FUSE_ASYNC_READ: u32 = 1;
 pub const FUSE_POSIX_LOCKS: u32 = 2;
 pub const FUSE_FILE_OPS: u32 = 4;
@@ -107,6 +108,7 @@ pub const FUSE_DIRECT_IO_RELAX: u64 = 68719476736;
 pub const FUSE_ALLOW_IDMAP: u64 = 1099511627776;
 pub const FUSE_OVER_IO_URING: u64 = 2199023255552;
 pub const FUSE_REQUEST_TIMEOUT: u64 = 4398046511104;
+pub const FUSE_HAS_IO_URING_BUFPOOL: u64 = 8796093022208;
 pub const CUSE_UNRESTRICTED_IOCTL: u32 = 1;
 pub const FUSE_RELEASE_FLUSH: u32 = 1;
 pub const FUSE_RELEASE_FLOCK_UNLOCK: u32 = 2;
@@ -154,6 +156,8 @@ pub const FUSE_SETUPMAPPING_FLAG_WRITE: u64 = 1;
 pub const FUSE_SETUPMAPPING_FLAG_READ: u64 = 2;
 pub const FUSE_URING_IN_OUT_HEADER_SZ: u32 = 128;
 pub const FUSE_URING_OP_IN_OUT_SZ: u32 = 128;
+pub const FUSE_URING_ENT_ZERO_COPY: u32 = 1;
+pub const FUSE_URING_ZERO_COPY: u32 = 1;
 #[repr(C)]
 #[derive(
     Debug,
@@ -3051,7 +3055,7 @@ pub struct fuse_uring_ent_in_out {
     pub flags: u64,
     pub commit_id: u64,
     pub payload_sz: u32,
-    pub padding: u32,
+    pub offset: u32,
     pub reserved: u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
@@ -3072,8 +3076,8 @@ const _: () = {
         "Offset of field: fuse_uring_ent_in_out::payload_sz",
     ][::core::mem::offset_of!(fuse_uring_ent_in_out, payload_sz) - 16usize];
     [
-        "Offset of field: fuse_uring_ent_in_out::padding",
-    ][::core::mem::offset_of!(fuse_uring_ent_in_out, padding) - 20usize];
+        "Offset of field: fuse_uring_ent_in_out::offset",
+    ][::core::mem::offset_of!(fuse_uring_ent_in_out, offset) - 20usize];
     [
         "Offset of field: fuse_uring_ent_in_out::reserved",
     ][::core::mem::offset_of!(fuse_uring_ent_in_out, reserved) - 24usize];
@@ -3126,7 +3130,36 @@ impl Default for fuse_uring_req_header {
 pub const FUSE_IO_URING_CMD_INVALID: fuse_uring_cmd = 0;
 pub const FUSE_IO_URING_CMD_REGISTER: fuse_uring_cmd = 1;
 pub const FUSE_IO_URING_CMD_COMMIT_AND_FETCH: fuse_uring_cmd = 2;
+pub const FUSE_IO_URING_CMD_ADD_QUEUE: fuse_uring_cmd = 3;
+pub const FUSE_IO_URING_CMD_ADD_BUFPOOL: fuse_uring_cmd = 4;
 pub type fuse_uring_cmd = ::core::ffi::c_uint;
+#[repr(C)]
+#[derive(
+    Copy,
+    Clone,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout
+)]
+pub struct fuse_uring_cmd_req {
+    pub flags: u64,
+    pub commit_id: u64,
+    pub qid: u16,
+    pub padding: [u8; 6usize],
+    pub __bindgen_anon_1: fuse_uring_cmd_req__bindgen_ty_1,
+}
+#[repr(C)]
+#[derive(
+    Copy,
+    Clone,
+    ::zerocopy::FromBytes,
+    ::zerocopy::Immutable,
+    ::zerocopy::KnownLayout
+)]
+pub union fuse_uring_cmd_req__bindgen_ty_1 {
+    pub bufpool: fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1,
+    pub ent_zero_copy_buf_index: u16,
+}
 #[repr(C)]
 #[derive(
     Debug,
@@ -3141,17 +3174,64 @@ pub type fuse_uring_cmd = ::core::ffi::c_uint;
     ::zerocopy::KnownLayout,
     ::zerocopy::IntoBytes
 )]
-pub struct fuse_uring_cmd_req {
-    pub flags: u64,
-    pub commit_id: u64,
-    pub qid: u16,
-    pub padding: [u8; 6usize],
+pub struct fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1 {
+    pub uaddr: u64,
+    pub len: u32,
+    pub reserved: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1",
+    ][::core::mem::size_of::<fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1>()
+        - 16usize];
+    [
+        "Alignment of fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1",
+    ][::core::mem::align_of::<fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1>()
+        - 8usize];
+    [
+        "Offset of field: fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1::uaddr",
+    ][::core::mem::offset_of!(fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1, uaddr)
+        - 0usize];
+    [
+        "Offset of field: fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1::len",
+    ][::core::mem::offset_of!(fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1, len)
+        - 8usize];
+    [
+        "Offset of field: fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1::reserved",
+    ][::core::mem::offset_of!(fuse_uring_cmd_req__bindgen_ty_1__bindgen_ty_1, reserved)
+        - 12usize];
+};
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of fuse_uring_cmd_req__bindgen_ty_1",
+    ][::core::mem::size_of::<fuse_uring_cmd_req__bindgen_ty_1>() - 16usize];
+    [
+        "Alignment of fuse_uring_cmd_req__bindgen_ty_1",
+    ][::core::mem::align_of::<fuse_uring_cmd_req__bindgen_ty_1>() - 8usize];
+    [
+        "Offset of field: fuse_uring_cmd_req__bindgen_ty_1::bufpool",
+    ][::core::mem::offset_of!(fuse_uring_cmd_req__bindgen_ty_1, bufpool) - 0usize];
+    [
+        "Offset of field: fuse_uring_cmd_req__bindgen_ty_1::ent_zero_copy_buf_index",
+    ][::core::mem::offset_of!(fuse_uring_cmd_req__bindgen_ty_1, ent_zero_copy_buf_index)
+        - 0usize];
+};
+impl Default for fuse_uring_cmd_req__bindgen_ty_1 {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     [
         "Size of fuse_uring_cmd_req",
-    ][::core::mem::size_of::<fuse_uring_cmd_req>() - 24usize];
+    ][::core::mem::size_of::<fuse_uring_cmd_req>() - 40usize];
     [
         "Alignment of fuse_uring_cmd_req",
     ][::core::mem::align_of::<fuse_uring_cmd_req>() - 8usize];
@@ -3168,3 +3248,12 @@ const _: () = {
         "Offset of field: fuse_uring_cmd_req::padding",
     ][::core::mem::offset_of!(fuse_uring_cmd_req, padding) - 18usize];
 };
+impl Default for fuse_uring_cmd_req {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
