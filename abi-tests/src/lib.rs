@@ -28,6 +28,7 @@ unsafe extern "C" {
     // script writes the C definition and these lengths from the same list.
     static abi_probe_ours: [c_ulonglong; tables::OURS_C_SYMBOL_LEN];
     static abi_probe_distro: [c_ulonglong; tables::DISTRO_C_SYMBOL_LEN];
+    static abi_probe_official: [c_ulonglong; tables::OFFICIAL_C_SYMBOL_LEN];
     static abi_probe_sqe: [c_ulonglong; tables::SQE_C_SYMBOL_LEN];
 }
 
@@ -143,6 +144,16 @@ macro_rules! int {
 }
 int!(u8 => u8, u16 => u16, u32 => u32, u64 => u64, i8 => u8, i16 => u16, i32 => u32, i64 => u64);
 
+/// The fuse-iomap INIT flag has its own type (its bit 43 means FUSE_HAS_IO_URING_BUFPOOL on
+/// mainline 7.46); its value is the `u64` of the series' header.
+impl Int for fuse_kernel_sys::iomap::IomapInitFlag {
+    const SIGNED: bool = false;
+    const NAME: &'static str = "u64";
+    fn bits(self) -> u64 {
+        self.bits_on_iomap_kernel()
+    }
+}
+
 /// A constant of `fuse-kernel-sys`: its bits at its type's width, and its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConstVal {
@@ -196,6 +207,12 @@ pub fn pointee_size<T, E>(_field: fn(&T) -> *const E) -> usize {
 
 /// Whether an integer field is signed, from a projection `|s: &S| &s.field`.
 pub fn field_signed<T, F: Int>(_field: fn(&T) -> &F) -> bool {
+    F::SIGNED
+}
+
+/// Whether an integer field reached through a union is signed, from a raw projection
+/// `|s: &S| &raw const s.u.field` (a reference would need `unsafe`).
+pub fn pointee_signed<T, F: Int>(_field: fn(&T) -> *const F) -> bool {
     F::SIGNED
 }
 
@@ -379,6 +396,15 @@ pub fn probed_distro() -> Result<Vec<Probed>, String> {
     pair(tables::distro(), c, tables::DISTRO_C_LEN)
 }
 
+/// The official 7.46 `<linux/fuse.h>` (Linux 7.3) as the C compiler sees it, for the items
+/// `fuse_kernel.h` also has (empty when the header was absent at build time; fetch it with
+/// `abi-tests/fetch-official-header.sh`).
+pub fn probed_official() -> Result<Vec<Probed>, String> {
+    // SAFETY: as in `probed_ours`, for the official probe's array.
+    let c: &'static [u64; tables::OFFICIAL_C_SYMBOL_LEN] = unsafe { &abi_probe_official };
+    pair(tables::official(), c, tables::OFFICIAL_C_LEN)
+}
+
 /// The `io_uring_sqe` fields and constants as the C compiler sees `<linux/io_uring.h>`.
 pub fn probed_sqe() -> Result<Vec<Probed>, String> {
     // SAFETY: as in `probed_ours`, for the io_uring probe's array.
@@ -477,14 +503,45 @@ pub fn holes(probed: &[Probed]) -> Result<Vec<Hole>, String> {
     }
     let mut holes = Vec::new();
     for (name, size, fields) in layouts {
+        // Members of nested types (`s.bufpool.uaddr`) lie inside their parent, which is
+        // checked here as a whole; the nested types are structs of the table themselves or
+        // (anonymous) covered by the parent's size.
+        let fields: Vec<_> = fields
+            .into_iter()
+            .filter(|(f, _, _)| f.matches('.').count() == 1)
+            .collect();
         let mut end = 0u64;
         let mut last = "the start";
+        // The members of an anonymous union share their start: (start, members so far).
+        let mut union: Option<(u64, Vec<(&'static str, u64)>)> = None;
+        let mut prev_start = None;
         for (field, offset, bytes) in fields {
+            if offset < end && Some(offset) == prev_start {
+                // Another member of a union: the union reaches as far as its largest member;
+                // a smaller member leaves the rest uninitialised when it is the one written.
+                let members = &mut union.get_or_insert_with(|| (offset, vec![(last, end)])).1;
+                members.push((field, offset + bytes));
+                end = end.max(offset + bytes);
+                continue;
+            }
+            if let Some((_, members)) = union.take() {
+                for (member, member_end) in members {
+                    if member_end < end {
+                        holes.push(Hole {
+                            structure: name,
+                            after: format!("union member {member}"),
+                            offset: member_end,
+                            bytes: end - member_end,
+                        });
+                    }
+                }
+            }
             if offset < end {
                 return Err(format!(
                     "{field} at offset {offset} overlaps {last}, which ends at {end}"
                 ));
             }
+            prev_start = Some(offset);
             if offset > end {
                 holes.push(Hole {
                     structure: name,
@@ -495,6 +552,18 @@ pub fn holes(probed: &[Probed]) -> Result<Vec<Hole>, String> {
             }
             end = offset + bytes;
             last = field;
+        }
+        if let Some((_, members)) = union.take() {
+            for (member, member_end) in members {
+                if member_end < end {
+                    holes.push(Hole {
+                        structure: name,
+                        after: format!("union member {member}"),
+                        offset: member_end,
+                        bytes: end - member_end,
+                    });
+                }
+            }
         }
         if size > end {
             holes.push(Hole {

@@ -91,6 +91,23 @@ fn kernel_init_and_getattr_decode_with_our_layouts() {
         init_in.minor,
         names.join(" ")
     );
+    // 7.46 (Linux 7.3) offers io_uring buffer pools exactly when it offers io_uring; older
+    // kernels never set bit 43 (a kernel running the unmerged fuse-iomap series would, for
+    // FUSE_IOMAP; none is tested here).
+    let uring = offered & sys::FUSE_OVER_IO_URING != 0;
+    let bufpool = offered & sys::FUSE_HAS_IO_URING_BUFPOOL != 0;
+    if init_in.minor >= 46 {
+        assert_eq!(
+            bufpool, uring,
+            "7.46: FUSE_HAS_IO_URING_BUFPOOL is offered with FUSE_OVER_IO_URING"
+        );
+    } else {
+        assert!(!bufpool, "7.{} offers bit 43", init_in.minor);
+    }
+    println!(
+        "FUSE_OVER_IO_URING offered: {uring}; FUSE_HAS_IO_URING_BUFPOOL offered: {bufpool} (minor {})",
+        init_in.minor
+    );
     if offered & !known != 0 {
         println!(
             "offered flags without a name in fuse-kernel-sys: {:#x}",

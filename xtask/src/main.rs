@@ -251,6 +251,15 @@ pub(crate) fn setup() -> Result<(), String> {
             knob.display()
         ),
     }
+    // The official 7.46 <linux/fuse.h>, for abi-tests' cross-check (about 2 MB from Debian's
+    // experimental suite, cached under target/; the machine's apt configuration is untouched).
+    let fetch = workspace_root().join("abi-tests/fetch-official-header.sh");
+    if let Err(e) = run(Command::new("bash").arg(&fetch)) {
+        println!(
+            "xtask: official 7.46 header: not fetched ({e}); abi-tests' cross-check against it \
+             will skip (or, with FUSE_TESTS_REQUIRE_KERNEL=1, fail)"
+        );
+    }
     Ok(())
 }
 
