@@ -151,15 +151,24 @@ impl CmdArea {
 
 /// The UringCmd80 SQE for `command` with `area` in the command area. A fixed index goes into
 /// the fd field with `IOSQE_FIXED_FILE`, exactly as `UringCmd80::new(types::Fixed(..))` does,
-/// but without a second copy of the builder code.
+/// but without a second copy of the builder code. `pool_buf_index` sets
+/// `IORING_URING_CMD_FIXED` in `uring_cmd_flags` and the index in `buf_index` (io-uring's own
+/// `buf_index` setter).
 #[inline(always)]
-fn uring_cmd(fd: DevFd, command: u32, area: &CmdArea, user_data: u64) -> Entry128 {
+fn uring_cmd(
+    fd: DevFd,
+    command: u32,
+    area: &CmdArea,
+    pool_buf_index: Option<u16>,
+    user_data: u64,
+) -> Entry128 {
     let (raw, flags) = match fd {
         DevFd::Fd(fd) => (fd, squeue::Flags::empty()),
         DevFd::Fixed(index) => (index as RawFd, squeue::Flags::FIXED_FILE),
     };
     opcode::UringCmd80::new(types::Fd(raw), command)
         .cmd(area.bytes())
+        .buf_index(pool_buf_index)
         .build()
         .flags(flags)
         .user_data(user_data)
@@ -198,15 +207,132 @@ fn set_addr_len(sqe: &mut Entry128, addr: u64, len: u32) {
 #[inline]
 #[doc(alias = "FUSE_IO_URING_CMD_REGISTER")]
 pub fn register(fd: DevFd, qid: u16, iovecs: *const [libc::iovec; 2], user_data: u64) -> Entry128 {
+    register_with(fd, qid, iovecs, PoolArgs::NONE, user_data)
+}
+
+/// What REGISTER and COMMIT_AND_FETCH carry on a queue with a buffer pool (7.46, Linux 7.3).
+/// [`PoolArgs::NONE`] (all `None`) gives exactly the SQEs of a queue without a pool, which every
+/// kernel since 7.42 accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolArgs {
+    /// The pool was added with `IORING_URING_CMD_FIXED` and this registered-buffer index
+    /// ([`add_bufpool`]): every later REGISTER and COMMIT_AND_FETCH of the queue must carry the
+    /// same flag and index, else the kernel completes them with `EINVAL`.
+    pub registered_pool: Option<u16>,
+    /// REGISTER on a zero-copy queue ([`add_queue`] with `zero_copy`): the slot of the ring's
+    /// registered-buffer table where the kernel puts the pages of this entry's zero-copy
+    /// requests (`ent_zero_copy_buf_index`). Must be `None` (0) on other queues (`EINVAL`).
+    /// Ignored by COMMIT_AND_FETCH.
+    pub zero_copy_slot: Option<u16>,
+}
+
+impl PoolArgs {
+    /// No pool, no zero-copy: the pre-7.46 commands.
+    pub const NONE: PoolArgs = PoolArgs {
+        registered_pool: None,
+        zero_copy_slot: None,
+    };
+}
+
+/// [`register`] with the 7.46 pool arguments. On a queue with a pool, the payload iovec
+/// (`iovecs[1]`) must be empty (`iov_base` null, `iov_len` 0), else `EINVAL`.
+#[inline]
+#[doc(alias = "ent_zero_copy_buf_index")]
+pub fn register_with(
+    fd: DevFd,
+    qid: u16,
+    iovecs: *const [libc::iovec; 2],
+    pool: PoolArgs,
+    user_data: u64,
+) -> Entry128 {
     let area = CmdArea {
         flags: 0,
         commit_id: 0,
         qid,
-        union: CmdUnion::Zero,
+        union: match pool.zero_copy_slot {
+            None => CmdUnion::Zero,
+            Some(slot) => CmdUnion::ZeroCopyIndex(slot),
+        },
     };
-    let mut sqe = uring_cmd(fd, sys::FUSE_IO_URING_CMD_REGISTER, &area, user_data);
+    let mut sqe = uring_cmd(
+        fd,
+        sys::FUSE_IO_URING_CMD_REGISTER,
+        &area,
+        pool.registered_pool,
+        user_data,
+    );
     set_addr_len(&mut sqe, iovecs as u64, 2);
     sqe
+}
+
+/// Builds a `FUSE_IO_URING_CMD_ADD_QUEUE` SQE (7.46, Linux 7.3): creates queue `qid`, with
+/// zero-copy (`FUSE_URING_ZERO_COPY` in `flags`) when `zero_copy` is set. Nothing points into
+/// memory, so pushing it has no buffer contract; it completes at once.
+///
+/// Completes with 0, or: `EINVAL` for a `qid` out of range (or on a kernel before 7.46, which
+/// does not know the command), `EEXIST` when the queue exists (added before, or created by an
+/// earlier REGISTER), `EPERM` for zero-copy without `CAP_SYS_ADMIN`. A queue is only needed
+/// this way for zero-copy or a buffer pool; a plain REGISTER creates its queue itself.
+#[inline]
+#[doc(alias = "FUSE_IO_URING_CMD_ADD_QUEUE")]
+#[doc(alias = "FUSE_URING_ZERO_COPY")]
+pub fn add_queue(fd: DevFd, qid: u16, zero_copy: bool, user_data: u64) -> Entry128 {
+    let area = CmdArea {
+        flags: if zero_copy {
+            u64::from(sys::FUSE_URING_ZERO_COPY)
+        } else {
+            0
+        },
+        commit_id: 0,
+        qid,
+        union: CmdUnion::Zero,
+    };
+    uring_cmd(fd, sys::FUSE_IO_URING_CMD_ADD_QUEUE, &area, None, user_data)
+}
+
+/// Builds a `FUSE_IO_URING_CMD_ADD_BUFPOOL` SQE (7.46, Linux 7.3): gives queue `qid` the
+/// payload pool `uaddr .. uaddr + len`, which the kernel cuts into `len / max_payload` buffers
+/// (the connection's payload size, see [`payload_size`](crate::payload_size)) and hands out per
+/// request; `fuse_uring_ent_in_out.offset` then says where a request's buffer starts.
+/// With `registered = Some(index)` the SQE carries `IORING_URING_CMD_FIXED` and `buf_index`:
+/// the pool must be registered buffer `index` of the ring's table (`register_buffers`, or
+/// `register_buffers_update` into a sparse table), and every later REGISTER and
+/// COMMIT_AND_FETCH of the queue carries the same ([`PoolArgs::registered_pool`]).
+///
+/// Building is safe; pushing it is where the contract starts: the pool must stay mapped and
+/// must not be accessed except as the requests' completions allow until the connection is gone
+/// (the kernel writes into its buffers whenever it delivers a request).
+/// [`QueueBuffers`](crate::QueueBuffers) keeps that contract for its own pool.
+///
+/// Completes at once with 0, or `EINVAL`: no such queue (send ADD_QUEUE first), the queue
+/// already has a pool or a REGISTERed entry, `len` smaller than one buffer, or a kernel before
+/// 7.46.
+#[inline]
+#[doc(alias = "FUSE_IO_URING_CMD_ADD_BUFPOOL")]
+pub fn add_bufpool(
+    fd: DevFd,
+    qid: u16,
+    uaddr: *mut u8,
+    len: u32,
+    registered: Option<u16>,
+    user_data: u64,
+) -> Entry128 {
+    let area = CmdArea {
+        flags: 0,
+        commit_id: 0,
+        qid,
+        union: CmdUnion::Bufpool {
+            uaddr: uaddr as u64,
+            len,
+        },
+    };
+    uring_cmd(
+        fd,
+        sys::FUSE_IO_URING_CMD_ADD_BUFPOOL,
+        &area,
+        registered,
+        user_data,
+    )
 }
 
 /// Builds a `FUSE_IO_URING_CMD_COMMIT_AND_FETCH` SQE: command area
@@ -221,6 +347,20 @@ pub fn register(fd: DevFd, qid: u16, iovecs: *const [libc::iovec; 2], user_data:
 #[inline]
 #[doc(alias = "FUSE_IO_URING_CMD_COMMIT_AND_FETCH")]
 pub fn commit_and_fetch(fd: DevFd, qid: u16, commit_id: u64, user_data: u64) -> Entry128 {
+    commit_and_fetch_with(fd, qid, commit_id, None, user_data)
+}
+
+/// [`commit_and_fetch`] on a queue whose pool was added registered
+/// ([`PoolArgs::registered_pool`]): carries `IORING_URING_CMD_FIXED` and `registered_pool` as
+/// `buf_index` (a mismatch completes with `EINVAL`).
+#[inline]
+pub fn commit_and_fetch_with(
+    fd: DevFd,
+    qid: u16,
+    commit_id: u64,
+    registered_pool: Option<u16>,
+    user_data: u64,
+) -> Entry128 {
     let area = CmdArea {
         flags: 0,
         commit_id,
@@ -231,6 +371,7 @@ pub fn commit_and_fetch(fd: DevFd, qid: u16, commit_id: u64, user_data: u64) -> 
         fd,
         sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH,
         &area,
+        registered_pool,
         user_data,
     )
 }
@@ -285,6 +426,8 @@ pub(crate) mod tests {
         pub cmd_commit_id: u64,
         pub cmd_qid: u16,
         pub cmd_padding: [u8; 6],
+        /// The 7.46 union read as bufpool (uaddr, len, reserved).
+        pub cmd_bufpool: (u64, u32, u32),
         pub cmd_rest_zero: bool,
     }
 
@@ -311,6 +454,11 @@ pub(crate) mod tests {
             cmd_commit_id: u64_at(&b, c + offset_of!(R, commit_id)),
             cmd_qid: u16_at(&b, c + offset_of!(R, qid)),
             cmd_padding: b[c + offset_of!(R, padding)..][..6].try_into().unwrap(),
+            cmd_bufpool: (
+                u64_at(&b, c + BUFPOOL_UADDR),
+                u32_at(&b, c + BUFPOOL_LEN),
+                u32_at(&b, c + BUFPOOL_LEN + 4),
+            ),
             cmd_rest_zero: b[req_end..].iter().all(|&x| x == 0),
         }
     }
@@ -334,6 +482,7 @@ pub(crate) mod tests {
             cmd_commit_id: 0,
             cmd_qid: 0,
             cmd_padding: [0; 6],
+            cmd_bufpool: (0, 0, 0),
             cmd_rest_zero: true,
         }
     }
@@ -393,6 +542,98 @@ pub(crate) mod tests {
             ..expected(0, 1 << IOSQE_FIXED_FILE_BIT)
         };
         assert_eq!(decode(&fixed), want);
+    }
+
+    const IORING_URING_CMD_FIXED: u32 = linux_raw_sys::io_uring::IORING_URING_CMD_FIXED;
+
+    #[test]
+    fn add_queue_sqe_fields() {
+        let plain = add_queue(DevFd::Fd(4), 1, false, 9);
+        let want = Decoded {
+            cmd_op: 3,
+            user_data: 9,
+            cmd_qid: 1,
+            ..expected(4, 0)
+        };
+        assert_eq!(decode(&plain), want);
+        assert_eq!(want.cmd_op, sys::FUSE_IO_URING_CMD_ADD_QUEUE);
+        let zc = add_queue(DevFd::Fixed(2), 7, true, 10);
+        let want = Decoded {
+            cmd_op: 3,
+            user_data: 10,
+            cmd_qid: 7,
+            cmd_flags: 1,
+            ..expected(2, 1 << IOSQE_FIXED_FILE_BIT)
+        };
+        assert_eq!(decode(&zc), want);
+        assert_eq!(want.cmd_flags, u64::from(sys::FUSE_URING_ZERO_COPY));
+    }
+
+    #[test]
+    fn add_bufpool_sqe_fields_with_and_without_fixed() {
+        let pool = 0x7f12_3456_0000usize as *mut u8;
+        let plain = add_bufpool(DevFd::Fd(5), 3, pool, 4 << 20, None, 11);
+        let want = Decoded {
+            cmd_op: 4,
+            user_data: 11,
+            cmd_qid: 3,
+            cmd_bufpool: (0x7f12_3456_0000, 4 << 20, 0),
+            ..expected(5, 0)
+        };
+        assert_eq!(decode(&plain), want);
+        assert_eq!(want.cmd_op, sys::FUSE_IO_URING_CMD_ADD_BUFPOOL);
+        let fixed = add_bufpool(DevFd::Fd(5), 3, pool, 4 << 20, Some(6), 11);
+        assert_eq!(
+            decode(&fixed),
+            Decoded {
+                uring_cmd_flags: IORING_URING_CMD_FIXED,
+                buf_index: 6,
+                ..want
+            }
+        );
+    }
+
+    #[test]
+    fn pooled_register_and_commit_carry_fixed_flag_index_and_slot() {
+        let iov = 0x5000 as *const [libc::iovec; 2];
+        let pool = PoolArgs {
+            registered_pool: Some(3),
+            zero_copy_slot: Some(0x0102),
+        };
+        let reg = register_with(DevFd::Fd(8), 2, iov, pool, 12);
+        assert_eq!(
+            decode(&reg),
+            Decoded {
+                cmd_op: 1,
+                addr: 0x5000,
+                len: 2,
+                user_data: 12,
+                cmd_qid: 2,
+                uring_cmd_flags: IORING_URING_CMD_FIXED,
+                buf_index: 3,
+                // ent_zero_copy_buf_index shares the union's first two bytes with uaddr.
+                cmd_bufpool: (0x0102, 0, 0),
+                ..expected(8, 0)
+            }
+        );
+        assert_eq!(
+            decode(&register_with(DevFd::Fd(8), 2, iov, PoolArgs::NONE, 12)),
+            decode(&register(DevFd::Fd(8), 2, iov, 12)),
+            "PoolArgs::NONE is the pre-7.46 REGISTER"
+        );
+        let commit = commit_and_fetch_with(DevFd::Fd(8), 2, 77, Some(3), 13);
+        assert_eq!(
+            decode(&commit),
+            Decoded {
+                cmd_op: 2,
+                user_data: 13,
+                cmd_qid: 2,
+                cmd_commit_id: 77,
+                uring_cmd_flags: IORING_URING_CMD_FIXED,
+                buf_index: 3,
+                ..expected(8, 0)
+            }
+        );
     }
 
     #[test]
