@@ -1,6 +1,6 @@
-//! hello: one read-only file, `hello.txt`, served over FUSE-over-io_uring when the kernel
-//! offers it and every queue can be set up, else over /dev/fuse. As root it mounts with
-//! mount(2), otherwise through fusermount3. It ends when unmounted (`fusermount3 -u MNT`).
+//! hello: one read-only file, `hello.txt`, over FUSE-over-io_uring when the kernel offers it
+//! and every queue can be set up, else (or with `hello MNT dev`) over /dev/fuse. As root it
+//! mounts with mount(2), else through fusermount3; it ends when unmounted (`umount MNT`).
 use std::{error::Error, os::fd::AsFd, path::Path, time::Duration};
 
 use fuse_dev::fuse_wire::{self, DecodeError, DirentBuf, Errno, InitConfig, OpenOut};
@@ -75,8 +75,7 @@ fn serve_queue(queue: Queue, protocol: Protocol) -> Res<()> {
 pub fn run(mount_point: &Path, allow_uring: bool) -> Res<&'static str> {
     let (dev, _mount) = Mount::auto(mount_point, &MountOptions::new().subtype("hello"))?;
     let mut chan = Channel::new(dev);
-    // INIT in two steps: offer io_uring only once every queue is set up.
-    let init = chan.read_init(&mut vec![0; fuse_dev::MIN_READ_BUFFER])?;
+    let init = chan.read_init(&mut vec![0; fuse_dev::MIN_READ_BUFFER])?; // INIT, step 1 of 2
     let mut config = InitConfig::default();
     let size = fuse_wire::negotiate(&init.kernel, &config)?.uring_payload_size();
     let setup = |qid| -> Res<Queue> {
@@ -90,7 +89,7 @@ pub fn run(mount_point: &Path, allow_uring: bool) -> Res<&'static str> {
         config.want |= sys::FUSE_OVER_IO_URING;
     }
     let negotiated = fuse_wire::negotiate(&init.kernel, &config)?;
-    chan.reply_init(&init, &negotiated)?;
+    chan.reply_init(&init, &negotiated)?; // io_uring only once every queue is set up
     std::thread::scope(|s| {
         let threads: Vec<_> = (queues.into_iter())
             .map(|q| s.spawn(move || serve_queue(q, negotiated.protocol())))
@@ -113,7 +112,8 @@ pub fn run(mount_point: &Path, allow_uring: bool) -> Res<&'static str> {
 }
 
 fn main() -> Res<()> {
-    let mnt = std::env::args_os().nth(1).ok_or("usage: hello MNT")?;
-    println!("hello: served over {}", run(Path::new(&mnt), true)?);
+    let mnt = std::env::args_os().nth(1).ok_or("usage: hello MNT [dev]")?;
+    let served = run(Path::new(&mnt), std::env::args_os().len() < 3)?;
+    println!("hello: served over {served}");
     Ok(())
 }

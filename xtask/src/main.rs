@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod hello_fresh;
 mod miri;
 mod proc;
 mod soak;
@@ -33,6 +34,9 @@ commands:
                              every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
                              when missing) for N seconds each (default 60; --smoke: 10, CI),
                              after replaying fuzz/regressions/; prints runs and corpus sizes
+  hello-fresh                fuse-dev's hello-world server copied into a new cargo project
+                             outside the workspace (path dependencies), built, and as
+                             root run for real: mounted, read, unmounted
   miri                       the pure parts of fuse-kernel-sys, fuse-backing and fuse-uring
                              under Miri (nightly; installs miri and rust-src when missing)
   soak [--seconds N] [--transport uring|dev] [--passthrough]
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
         ["bench-client", rest @ ..] => bench::client_main(rest),
         ["fuzz", rest @ ..] => fuzz::fuzz(&workspace_root(), rest),
+        ["hello-fresh"] => hello_fresh::hello_fresh(&workspace_root()),
         ["miri", rest @ ..] => miri::miri(&workspace_root(), rest),
         ["soak", rest @ ..] => soak::soak(&workspace_root(), rest),
         ["setup"] => setup(),
