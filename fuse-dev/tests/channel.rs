@@ -184,3 +184,33 @@ fn a_cloned_channel_serves_and_abort_ends_it() {
         Some(Errno::NOTCONN.raw_os_error())
     );
 }
+
+#[test]
+fn notifications_are_written_and_the_kernels_answer_is_kept() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let (mut chan, mut mount, dir) = mount("notify");
+    chan.handshake(&InitConfig::default()).unwrap();
+    // Notifications may go out on any fd of the connection: a clone, while the original
+    // serves.
+    let notifier = chan.try_clone().unwrap();
+    let server = std::thread::spawn(move || common::serve(&chan, &common::Counts::default()));
+    assert!(fs::metadata(&dir).unwrap().is_dir()); // the root inode is known to the kernel
+    let mut msg = [0u8; 256];
+    let n = fuse_wire::notify::inval_inode(&mut msg, 1, 0, 0).unwrap();
+    let root = notifier.notify(&msg[..n]);
+    let n = fuse_wire::notify::inval_inode(&mut msg, 12345, 0, 0).unwrap();
+    let unknown_inode = notifier.notify(&msg[..n]);
+    let n = fuse_wire::notify::inval_entry(&mut msg, 1, b"not-cached", false).unwrap();
+    let unknown_name = notifier.notify(&msg[..n]);
+    let conn = mount.connection();
+    assert_eq!(mount.unmount().unwrap(), UnmountOutcome::Unmounted);
+    let served = join(server, conn);
+    let _ = fs::remove_dir(&dir);
+
+    assert_eq!(root, Ok(()));
+    assert_eq!(unknown_inode, Err(ChannelError::Kernel(Errno::NOENT)));
+    assert_eq!(unknown_name, Err(ChannelError::Kernel(Errno::NOENT)));
+    served.unwrap();
+}

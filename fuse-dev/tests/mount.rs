@@ -341,3 +341,32 @@ fn fusectl_reads_writes_and_aborts_the_connection() {
 fn libc_enotconn() -> i32 {
     rustix::io::Errno::NOTCONN.raw_os_error()
 }
+
+#[test]
+fn blksize_is_refused_before_the_syscall_as_the_kernel_would() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let dir = testkit::temp_dir("blksize").unwrap();
+    let dev = Device::open().unwrap();
+    let refused = fuse_dev::Mount::new(&dev, &dir, &MountOptions::new().blksize(4096));
+    // What the kernel says to the same option on a plain fuse mount.
+    let data = MountOptions::new()
+        .kernel_data(std::os::fd::AsRawFd::as_raw_fd(&dev))
+        .unwrap()
+        + ",blksize=4096";
+    let data = std::ffi::CString::new(data).unwrap();
+    let kernel = rustix::mount::mount("fuse", &dir, "fuse", MountFlags::empty(), data.as_c_str());
+    if kernel.is_ok() {
+        let _ = rustix::mount::unmount(&dir, UnmountFlags::DETACH);
+    }
+    let _ = fs::remove_dir(&dir);
+    assert!(matches!(
+        refused,
+        Err(MountError::InvalidOption {
+            option: "blksize",
+            ..
+        })
+    ));
+    assert_eq!(kernel, Err(rustix::io::Errno::INVAL));
+}
