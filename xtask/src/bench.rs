@@ -21,6 +21,7 @@
 
 mod client;
 mod json;
+mod libfuse;
 mod measure;
 mod plan;
 mod report;
@@ -43,7 +44,7 @@ use plan::{Mode, Plan, parse};
 use results::utc_now;
 pub(crate) use results::{Cell, Machine, Run, SystemRun, median};
 use systems::{COMMON_SERVER_ARGS, Scratch};
-pub(crate) use systems::{SYSTEMS, System};
+pub(crate) use systems::{PAIRS, SYSTEMS, Stack, System};
 use workloads::ensure_fio;
 pub(crate) use workloads::{Kind, WORKLOADS, Workload};
 
@@ -150,13 +151,36 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
 
     let fio = ensure_fio()?;
     let mut build_error = None;
-    let server = if mounted_wanted {
+    let server = if opts.systems.iter().any(|s| s.stack == Stack::Example) {
         crate::setup()?;
         match crate::build_example(root) {
             Ok(p) => Some(p),
             Err(e) => {
                 println!("bench: cannot build the example server: {e}");
                 build_error = Some(format!("cannot build the example server: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut libfuse_error = None;
+    let libfuse = if opts.systems.iter().any(|s| s.stack == Stack::Libfuse) {
+        let t = Instant::now();
+        match libfuse::ensure_built(&bench_dir) {
+            Ok(b) => {
+                progress.say(&format!(
+                    "libfuse baseline: {} {} ({:.0}s)",
+                    b.version,
+                    b.binary.display(),
+                    t.elapsed().as_secs_f64()
+                ));
+                Some(b)
+            }
+            Err(e) => {
+                let e = format!("cannot build the libfuse baseline: {}", one_line(&e));
+                progress.say(&format!("bench: {e}; measuring the other systems"));
+                libfuse_error = Some(e);
                 None
             }
         }
@@ -181,6 +205,15 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
          mount options are printed per system and must be identical",
         COMMON_SERVER_ARGS.join(" ")
     ));
+    if libfuse.is_some() {
+        progress.say(&format!(
+            "every libfuse system: passthrough_hp {} [--nopassthrough] [-o io_uring] SOURCE MNT \
+             (its defaults otherwise: up to 10 worker threads sharing one /dev/fuse fd, one \
+             io_uring queue per CPU of depth 8; --nocache: attribute and entry timeouts 0, as \
+             ours; it adds default_permissions, as ours has)",
+            libfuse::COMMON_ARGS.join(" ")
+        ));
+    }
 
     let scratch = Scratch::new()?;
     let ctx = Bench {
@@ -189,6 +222,7 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
         cpus: machine.cpus,
         source: &source,
         server: server.as_deref(),
+        libfuse: libfuse.as_ref(),
         scratch: &scratch,
         progress: &progress,
     };
@@ -197,7 +231,11 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
         .iter()
         .map(|&sys| SystemRun {
             system: sys,
-            error: sys.transport.and(build_error.clone()),
+            error: match sys.stack {
+                Stack::Native => None,
+                Stack::Example => build_error.clone(),
+                Stack::Libfuse => libfuse_error.clone(),
+            },
             ready: None,
             mount_options: None,
             cells: vec![None; WORKLOADS.len()],

@@ -22,13 +22,17 @@ commands:
   bench [--quick | --smoke] [--out DIR] [--systems LIST]
                              the end-to-end benchmark (needs root and fio): the example
                              server over /dev/fuse and io_uring, served and passthrough,
-                             against the native file system in the same run, with ratios.
+                             against the native file system and libfuse's passthrough_hp
+                             (built on first use from Debian sid's fuse3 source, cached in
+                             target/bench/libfuse-*) in the same run, with ratios.
                              Full: 3 repetitions (about 15 min); --quick: 1 repetition,
                              5 s random reads (under 5 min); --smoke: small files, about
                              1 min (CI). Writes results.md, results.json and ratios.svg to
                              target/bench/ (or DIR). LIST: comma-separated, of native,
-                             dev-served, dev-passthrough, uring-served, uring-passthrough
-                             (native is always measured). The source tree is cached in
+                             dev-served, dev-passthrough, uring-served, uring-passthrough,
+                             libfuse-dev, libfuse-uring, libfuse-uring-passthrough (native
+                             is always measured; without LIST, --smoke runs all but
+                             libfuse-dev and libfuse-uring-passthrough). The source tree is cached in
                              target/bench/source*; delete it to regenerate
   fuzz [--seconds N | --smoke] [TARGET...]
                              every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
@@ -90,7 +94,7 @@ fn workspace_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
@@ -152,17 +156,19 @@ pub(crate) fn ensure_nightly(components: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Installs a Debian package when root and apt-get exists; otherwise explains.
-fn apt_install(package: &str, why: &str) -> Result<(), String> {
+/// Installs Debian `packages` when root and apt-get exists; otherwise explains.
+pub(crate) fn apt_install(packages: &[&str], why: &str) -> Result<(), String> {
     if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
         return Err(format!(
-            "{why} is missing. Install it as root: `apt-get install {package}` \
-             (Debian/Ubuntu; other distributions name it differently)"
+            "{why} is missing. Install it as root: `apt-get install {}` \
+             (Debian/Ubuntu; other distributions name it differently)",
+            packages.join(" ")
         ));
     }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "-qq", package])
+        .args(["install", "-y", "-qq"])
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
@@ -204,7 +210,7 @@ pub(crate) fn setup() -> Result<(), String> {
         println!("xtask: libclang: found");
     } else {
         apt_install(
-            "libclang-dev",
+            &["libclang-dev"],
             "libclang (needed to generate the FUSE bindings)",
         )?;
         if !build_support::libclang_available() {
@@ -232,7 +238,7 @@ pub(crate) fn setup() -> Result<(), String> {
     if find_in_path("fusermount3").is_some() {
         println!("xtask: fusermount3: found");
     } else {
-        apt_install("fuse3", "fusermount3 (mounting without root)")?;
+        apt_install(&["fuse3"], "fusermount3 (mounting without root)")?;
     }
     fuse_device_mode_for_users();
     let knob = Path::new("/sys/module/fuse/parameters/enable_uring");

@@ -65,6 +65,8 @@ pub(super) struct Bench<'a> {
     pub(super) cpus: usize,
     pub(super) source: &'a Tree,
     pub(super) server: Option<&'a Path>,
+    /// libfuse's `passthrough_hp`, when built.
+    pub(super) libfuse: Option<&'a super::libfuse::Build>,
     pub(super) scratch: &'a Scratch,
     pub(super) progress: &'a Progress,
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BUSY_PERCENT, Cell, Kind, Run, SystemRun, WORKLOADS, Workload};
+use super::{BUSY_PERCENT, Cell, Kind, PAIRS, Run, Stack, SystemRun, WORKLOADS, Workload};
 
 /// A ratio: two decimals, three below 0.1 (so that small ratios stay distinguishable).
 pub(crate) fn fmt_ratio(r: f64) -> String {
@@ -177,7 +177,78 @@ pub(crate) fn targets(run: &Run) -> Vec<Target> {
         "dev-served",
         "seq-read-warm",
     );
+    // Ahead of libfuse (where both systems of a mode were selected): over io_uring >= 1.2x
+    // for the latency-bound workloads, >= 1.0x for everything else.
+    let selected = |n: &str| run.systems.iter().any(|s| s.system.name == n);
+    for (ours, theirs) in PAIRS {
+        if !(selected(ours) && selected(theirs)) {
+            continue;
+        }
+        for w in WORKLOADS {
+            let uring = ours.starts_with("uring");
+            let threshold = if uring
+                && matches!(
+                    w.id,
+                    "stat-1proc" | "stat-2procs" | "open-read-close" | "rand-read-4k-1job"
+                ) {
+                1.2
+            } else {
+                1.0
+            };
+            add(
+                format!("{}: {ours} >= {threshold:.1}x {theirs}", w.id),
+                threshold,
+                ours,
+                theirs,
+                w.id,
+            );
+        }
+    }
     out
+}
+
+/// The table of ours / libfuse per mode, when both systems of a mode ran.
+fn ours_vs_libfuse(run: &Run, s: &mut String) {
+    let selected = |n: &str| run.systems.iter().any(|s| s.system.name == n);
+    let pairs: Vec<(&str, &str)> = PAIRS
+        .iter()
+        .copied()
+        .filter(|(a, b)| selected(a) && selected(b))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "**Ours / libfuse**: ratio of the medians, per mode (> 1: ours is faster). \
+         (~) = other processes took {BUSY_PERCENT}% or more of the CPUs meanwhile."
+    );
+    let _ = writeln!(s);
+    let _ = write!(s, "| workload |");
+    for (a, b) in &pairs {
+        let _ = write!(s, " {a} / {b} |");
+    }
+    let _ = writeln!(s);
+    let _ = write!(s, "|---|");
+    for _ in &pairs {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s);
+    for w in WORKLOADS {
+        let _ = write!(s, "| {} |", w.id);
+        for (a, b) in &pairs {
+            let text = run.ratio(a, b, w.id).map_or_else(
+                || "-".to_owned(),
+                |r| {
+                    let noisy = [a, b].iter().any(|n| run.cell(n, w.id).is_some_and(busy));
+                    format!("{}{}", fmt_ratio(r), if noisy { " (~)" } else { "" })
+                },
+            );
+            let _ = write!(s, " {text} |");
+        }
+        let _ = writeln!(s);
+    }
 }
 
 /// The whole markdown report.
@@ -201,11 +272,20 @@ pub(crate) fn markdown(run: &Run) -> String {
         "- every mounted system: `passthroughfs --transport dev|uring [--no-passthrough] --attr-timeout 0 --stats` \
          (attribute and entry timeouts 0 for all), one fresh mount per workload"
     );
+    if run.systems.iter().any(|s| s.system.stack == Stack::Libfuse) {
+        let _ = writeln!(
+            s,
+            "- every libfuse system: `passthrough_hp {} [--nopassthrough] [-o io_uring]` \
+             (`--nocache`: attribute and entry timeouts 0, as ours), one fresh mount per workload",
+            super::libfuse::COMMON_ARGS.join(" ")
+        );
+    }
     let mut opts: Vec<&str> = run
         .systems
         .iter()
         .filter_map(|s| s.mount_options.as_deref())
         .collect();
+    opts.sort_unstable();
     opts.dedup();
     match opts.as_slice() {
         [] => {}
@@ -250,6 +330,8 @@ pub(crate) fn markdown(run: &Run) -> String {
         }
         let _ = writeln!(s);
     }
+
+    ours_vs_libfuse(run, &mut s);
 
     // The server's CPU time.
     let mounted: Vec<&SystemRun> = run
@@ -490,6 +572,32 @@ pub(super) mod tests {
         assert!(md.contains("uring-served did not run"), "{md}");
         assert!(md.contains("uring-served: did not run: failed to start: ENOSYS"));
         assert!(!md.contains("not quiet"));
+        // No libfuse system, no ours / libfuse table or targets.
+        assert!(!md.contains("Ours / libfuse"));
+        assert!(!md.contains("libfuse-dev"));
+    }
+
+    #[test]
+    fn ours_against_libfuse_per_mode() {
+        let mut run = sample();
+        // libfuse-dev at a quarter of dev-served's numbers (every workload).
+        let mut theirs = run.systems[1].clone();
+        theirs.system = SYSTEMS[5];
+        for cell in theirs.cells.iter_mut().flatten() {
+            cell.values.iter_mut().for_each(|v| *v /= 4.0);
+        }
+        run.systems.push(theirs);
+        let md = markdown(&run);
+        assert!(
+            md.contains("| workload | dev-served / libfuse-dev |"),
+            "{md}"
+        );
+        assert!(md.contains("| stat-1proc | 4.00 |"), "{md}");
+        assert!(md.contains("open-read-close: dev-served >= 1.0x libfuse-dev: 4.00x, **met**"));
+        assert!(md.contains("passthrough_hp --foreground --nocache -o ro,allow_other"));
+        // Only the mode whose two systems ran: no io_uring pair.
+        assert!(!md.contains("uring-served / libfuse-uring"));
+        assert!(!md.contains(">= 1.2x libfuse-uring"));
     }
 
     #[test]

@@ -14,7 +14,10 @@ fn xml_escape(s: &str) -> String {
 /// A grouped bar chart: one group per workload, one bar per mounted system, height = ratio to
 /// native, with the native level (1.0) drawn across.
 pub(crate) fn svg(run: &Run) -> String {
-    const COLORS: [&str; 4] = ["#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d"];
+    // Ours in blues and oranges, libfuse in greens.
+    const COLORS: [&str; 7] = [
+        "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d",
+    ];
     let mounted: Vec<&SystemRun> = run
         .systems
         .iter()
@@ -39,10 +42,12 @@ pub(crate) fn svg(run: &Run) -> String {
         .iter()
         .fold(1.0f64, |a, &b| a.max((b * 1.2).log10().ceil()));
     let (bottom_r, top) = (10f64.powf(lo_exp), 10f64.powf(hi_exp));
-    let (left, right, top_pad, bottom) = (60.0, 20.0, 70.0, 90.0);
-    let group_w = 120.0;
+    // A legend row per 4 systems; groups wide enough for 14 px bars.
+    let legend_rows = mounted.len().div_ceil(4).max(1) as f64;
+    let (left, right, top_pad, bottom) = (60.0, 20.0, 56.0 + 14.0 * legend_rows, 90.0);
+    let group_w = (20.0 + 14.0 * mounted.len() as f64).max(120.0);
     let width = left + right + group_w * WORKLOADS.len() as f64;
-    let height = 420.0;
+    let height = 350.0 + top_pad;
     let plot_h = height - top_pad - bottom;
     let y = |r: f64| {
         let r = r.clamp(bottom_r, top);
@@ -66,12 +71,14 @@ pub(crate) fn svg(run: &Run) -> String {
     );
     // Legend.
     for (i, sys) in mounted.iter().enumerate() {
-        let x = left + 150.0 * i as f64;
+        let x = left + 190.0 * (i % 4) as f64;
+        let y0 = 44.0 + 14.0 * (i / 4) as f64;
         let _ = writeln!(
             s,
-            r#"<rect x="{x}" y="44" width="12" height="12" fill="{}"/><text x="{}" y="54">{}</text>"#,
+            r#"<rect x="{x}" y="{y0}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{}</text>"#,
             COLORS[i % COLORS.len()],
             x + 16.0,
+            y0 + 10.0,
             sys.system.name
         );
     }

@@ -1,61 +1,100 @@
-//! The systems under test: the native source directory and the example server mounted over
-//! each transport and data path; starting them on a fresh mount, reading their counters.
+//! The systems under test: the native source directory, the example server and libfuse's
+//! `passthrough_hp` mounted over each transport and data path; starting them on a fresh
+//! mount, reading their counters.
 
 use std::path::{Path, PathBuf};
 
 use testkit::example::ExampleServer;
 
+use super::libfuse;
 use super::measure::Bench;
 use super::{Cell, Failure, Kind, Workload, tail};
+
+/// Which server a system runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stack {
+    /// No server: the source directory itself, the limit.
+    Native,
+    /// The example server, `passthroughfs`.
+    Example,
+    /// libfuse's `passthrough_hp`, the baseline.
+    Libfuse,
+}
 
 /// One system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct System {
     pub(crate) name: &'static str,
-    /// `None` for native; else the server's `--transport`.
+    pub(crate) stack: Stack,
+    /// `None` for native; else the transport, `dev` or `uring`.
     pub(crate) transport: Option<&'static str>,
     pub(crate) passthrough: bool,
 }
 
-pub(crate) const SYSTEMS: [System; 5] = [
+const fn system(
+    name: &'static str,
+    stack: Stack,
+    transport: Option<&'static str>,
+    passthrough: bool,
+) -> System {
     System {
-        name: "native",
-        transport: None,
-        passthrough: false,
-    },
-    System {
-        name: "dev-served",
-        transport: Some("dev"),
-        passthrough: false,
-    },
-    System {
-        name: "dev-passthrough",
-        transport: Some("dev"),
-        passthrough: true,
-    },
-    System {
-        name: "uring-served",
-        transport: Some("uring"),
-        passthrough: false,
-    },
-    System {
-        name: "uring-passthrough",
-        transport: Some("uring"),
-        passthrough: true,
-    },
+        name,
+        stack,
+        transport,
+        passthrough,
+    }
+}
+
+pub(crate) const SYSTEMS: [System; 8] = [
+    system("native", Stack::Native, None, false),
+    system("dev-served", Stack::Example, Some("dev"), false),
+    system("dev-passthrough", Stack::Example, Some("dev"), true),
+    system("uring-served", Stack::Example, Some("uring"), false),
+    system("uring-passthrough", Stack::Example, Some("uring"), true),
+    system("libfuse-dev", Stack::Libfuse, Some("dev"), false),
+    system("libfuse-uring", Stack::Libfuse, Some("uring"), false),
+    system(
+        "libfuse-uring-passthrough",
+        Stack::Libfuse,
+        Some("uring"),
+        true,
+    ),
 ];
 
-/// The server options every mounted system shares (then `--transport` and the data path).
+/// Ours and libfuse's system of each mode: (ours, libfuse), for the ours / libfuse table.
+pub(crate) const PAIRS: [(&str, &str); 3] = [
+    ("dev-served", "libfuse-dev"),
+    ("uring-served", "libfuse-uring"),
+    ("uring-passthrough", "libfuse-uring-passthrough"),
+];
+
+/// The server options every example system shares (then `--transport` and the data path).
 pub(super) const COMMON_SERVER_ARGS: [&str; 3] = ["--attr-timeout", "0", "--stats"];
 
 impl System {
+    /// The server's options (before SOURCE MOUNTPOINT); none for native.
     pub(super) fn server_args(self) -> Vec<&'static str> {
-        let mut args = vec!["--transport", self.transport.unwrap_or("dev")];
-        if !self.passthrough {
-            args.push("--no-passthrough");
+        match self.stack {
+            Stack::Native => Vec::new(),
+            Stack::Example => {
+                let mut args = vec!["--transport", self.transport.unwrap_or("dev")];
+                if !self.passthrough {
+                    args.push("--no-passthrough");
+                }
+                args.extend(COMMON_SERVER_ARGS);
+                args
+            }
+            Stack::Libfuse => {
+                let mut args = libfuse::COMMON_ARGS.to_vec();
+                if !self.passthrough {
+                    args.push("--nopassthrough");
+                }
+                if self.transport == Some("uring") {
+                    args.extend(["-o", "io_uring"]);
+                }
+                args
+            }
         }
-        args.extend(COMMON_SERVER_ARGS);
-        args
     }
 }
 
@@ -74,7 +113,9 @@ pub(super) fn mount_options(path: &Path) -> Option<String> {
         let fstype = r.next()?;
         let _source = r.next()?;
         let superopts = r.next()?;
-        Some(format!("type {fstype}, {opts}, {superopts}"))
+        // The type (fuse.passthroughfs, fuse) is left out: the options must be equal.
+        let _ = fstype;
+        Some(format!("{opts}; {superopts}"))
     })
 }
 
@@ -119,9 +160,72 @@ impl Bench<'_> {
         )
     }
 
-    /// Runs repetition `rep` of workload `w` on a fresh mount of the example as system `sys`.
-    /// Returns the server's ready line and the mount's options.
+    /// Runs repetition `rep` of workload `w` on a fresh mount of system `sys`. Returns the
+    /// server's ready line and the mount's options.
     pub(super) fn mounted(
+        &self,
+        sys: System,
+        w: &Workload,
+        rep: usize,
+        cell: &mut Cell,
+    ) -> Result<(String, Option<String>), Failure> {
+        match sys.stack {
+            Stack::Libfuse => self.libfuse_mounted(sys, w, rep, cell),
+            _ => self.example_mounted(sys, w, rep, cell),
+        }
+    }
+
+    /// [`Bench::mounted`] for libfuse's `passthrough_hp`.
+    fn libfuse_mounted(
+        &self,
+        sys: System,
+        w: &Workload,
+        rep: usize,
+        cell: &mut Cell,
+    ) -> Result<(String, Option<String>), Failure> {
+        let build = self
+            .libfuse
+            .ok_or_else(|| Failure::System("the libfuse baseline was not built".into()))?;
+        self.warm(w)?;
+        let mnt = &self.scratch.mnt;
+        let server = libfuse::Server::start(
+            build,
+            &sys.server_args(),
+            sys.transport == Some("uring"),
+            &self.source.root,
+            mnt,
+            &self.scratch.dir,
+        )?;
+        let mounted = (server.ready.clone(), mount_options(mnt));
+        let measured = self.measure_rep(
+            sys,
+            w,
+            rep,
+            &mut || self.measure(w, mnt),
+            server.pid(),
+            cell,
+        );
+        let (clean, stderr) = server.stop();
+        measured?;
+        // passthrough_hp turns passthrough off for good after one refused backing file.
+        if sys.passthrough && stderr.contains("passthrough_open failed") {
+            let note = "passthrough_hp could not open a backing file and served reads instead";
+            if !cell.notes.iter().any(|n| n == note) {
+                cell.notes.push(note.into());
+            }
+        }
+        if clean {
+            Ok(mounted)
+        } else {
+            Err(Failure::Workload(format!(
+                "passthrough_hp did not stop within 10 s of SIGTERM or left its mount: {}",
+                tail(&stderr)
+            )))
+        }
+    }
+
+    /// [`Bench::mounted`] for the example.
+    fn example_mounted(
         &self,
         sys: System,
         w: &Workload,
@@ -181,6 +285,9 @@ impl Bench<'_> {
 
     /// Notes where the server's counters contradict what the system is meant to be.
     pub(super) fn check_stats(&self, sys: System, w: &Workload, cell: &mut Cell) {
+        if sys.stack != Stack::Example {
+            return;
+        }
         let stat = |k: &str| {
             cell.stats
                 .iter()

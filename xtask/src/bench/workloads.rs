@@ -123,7 +123,7 @@ pub(super) fn ensure_fio() -> Result<String, String> {
     if let Some(v) = version() {
         return Ok(v);
     }
-    crate::apt_install("fio", "fio (the load generator of the data workloads)")?;
+    crate::apt_install(&["fio"], "fio (the load generator of the data workloads)")?;
     version().ok_or_else(|| "bench: fio was installed but `fio --version` fails".into())
 }
 
