@@ -28,6 +28,7 @@ mod report;
 mod results;
 mod svg;
 mod systems;
+mod targets;
 mod workloads;
 
 use std::io::Write;

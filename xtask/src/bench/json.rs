@@ -4,7 +4,8 @@
 
 use serde::{Serialize, Serializer};
 
-use super::report::{min_max, targets, work_unit};
+use super::report::{min_max, work_unit};
+use super::targets::targets;
 use super::{Cell, Kind, Run, SystemRun, WORKLOADS, Workload};
 
 #[derive(Serialize)]
