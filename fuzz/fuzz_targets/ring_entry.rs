@@ -10,9 +10,9 @@
 use std::sync::{Mutex, OnceLock};
 
 use fuse_kernel_sys as sys;
+use fuse_kernel_sys::zerocopy::FromBytes;
 use fuse_uring::{Command, DevFd, Entry, QueueBuffers, QueueConfig, ReplyError};
 use libfuzzer_sys::fuzz_target;
-use testkit::read_struct;
 
 const HEADER: usize = size_of::<sys::fuse_uring_req_header>();
 const PAYLOAD: usize = 12 * 1024;
@@ -54,6 +54,11 @@ fn kernel_writes_header(buffers: &QueueBuffers, entry: &mut Entry<'_>, bytes: &[
     let at = buffers.layout().header_offset(entry.index());
     // SAFETY: as in `header_bytes`, for a write; `&mut Entry` proves exclusive access.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.as_ptr().add(at), HEADER) };
+}
+
+/// An ABI struct from the front of `bytes` (unaligned), as the kernel's reader sees it.
+fn read_struct<T: FromBytes>(bytes: &[u8]) -> Option<T> {
+    T::read_from_prefix(bytes).ok().map(|(value, _)| value)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
