@@ -45,11 +45,18 @@ const FALLBACK_DIRS: [&str; 3] = ["/usr/bin", "/bin", "/usr/local/bin"];
 /// - [`MountError::FusermountNotSetuid`] when the program found is not set-user-ID root
 ///   and the caller is not root (it could not mount).
 pub fn find_fusermount() -> Result<PathBuf, MountError> {
-    let mut searched = Vec::new();
     let path_dirs = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path_dirs)
         .filter(|d| d.is_absolute())
         .chain(FALLBACK_DIRS.iter().map(PathBuf::from));
+    find_in(dirs, rustix::process::geteuid().is_root())
+}
+
+/// The first regular, executable `fusermount3` in `dirs`; it must be setuid root unless
+/// `as_root`.
+fn find_in(dirs: impl Iterator<Item = PathBuf>, as_root: bool) -> Result<PathBuf, MountError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut searched = Vec::new();
     for dir in dirs {
         let candidate = dir.join(FUSERMOUNT);
         if searched.contains(&candidate) {
@@ -58,9 +65,8 @@ pub fn find_fusermount() -> Result<PathBuf, MountError> {
         if let Ok(meta) = std::fs::metadata(&candidate) {
             let mode = meta.permissions().mode();
             if meta.is_file() && mode & 0o111 != 0 {
-                use std::os::unix::fs::MetadataExt as _;
                 let setuid_root = mode & 0o4000 != 0 && meta.uid() == 0;
-                if !setuid_root && !rustix::process::geteuid().is_root() {
+                if !setuid_root && !as_root {
                     return Err(MountError::FusermountNotSetuid { program: candidate });
                 }
                 return Ok(candidate);
@@ -69,6 +75,56 @@ pub fn find_fusermount() -> Result<PathBuf, MountError> {
         searched.push(candidate);
     }
     Err(MountError::FusermountNotFound { searched })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fuse-dev-find-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_missing_program_names_every_place_looked_at_and_the_fix() {
+        let (a, b) = (scratch("a"), scratch("b"));
+        // Not executable: not a candidate.
+        std::fs::write(a.join(FUSERMOUNT), b"").unwrap();
+        let err = find_in([a.clone(), b.clone(), a.clone()].into_iter(), true).unwrap_err();
+        match &err {
+            MountError::FusermountNotFound { searched } => {
+                assert_eq!(searched, &[a.join(FUSERMOUNT), b.join(FUSERMOUNT)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains(&b.join(FUSERMOUNT).display().to_string()),
+            "{text}"
+        );
+        assert!(text.contains("apt-get install fuse3"), "{text}");
+        assert_eq!(err.errno(), Some(Errno::NOENT));
+        let _ = std::fs::remove_dir_all(&a);
+        let _ = std::fs::remove_dir_all(&b);
+    }
+
+    #[test]
+    fn an_executable_that_is_not_setuid_root_is_refused_for_users_only() {
+        let dir = scratch("plain");
+        let program = dir.join(FUSERMOUNT);
+        std::fs::write(&program, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let as_user = find_in(std::iter::once(dir.clone()), false);
+        let as_root = find_in(std::iter::once(dir.clone()), true);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(as_user, Err(MountError::FusermountNotSetuid { program: p }) if p == program)
+        );
+        assert_eq!(as_root.unwrap(), program);
+    }
 }
 
 /// A running or finished `fusermount3` that mounted for us.

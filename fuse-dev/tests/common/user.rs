@@ -69,16 +69,25 @@ impl User {
             return None;
         }
         let name = format!("fdt{}", std::process::id());
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .arg(&name)
-            .status()
-            .expect("useradd");
+        // useradd fails (exit status 10) while another process holds /etc/passwd's lock.
+        let mut tries = 0;
+        let status = loop {
+            let status = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                ])
+                .arg(&name)
+                .status()
+                .expect("useradd");
+            tries += 1;
+            if status.success() || status.code() != Some(10) || tries == 20 {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
         assert!(status.success(), "useradd {name}: {status}");
         let id = |flag: &str| -> u32 {
             let out = Command::new("id").args([flag, &name]).output().unwrap();
