@@ -25,7 +25,7 @@ fn kernel_init_and_getattr_decode_with_our_layouts() {
     };
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     // Declared after `dev`, so dropped (unmounted) first, on success and on panic alike.
-    let mount = Mount::new(dev.as_fd(), "").expect("mount(2) of a FUSE file system");
+    let mount = Mount::new(dev.as_fd()).expect("mount(2) of a FUSE file system");
     let mut buf = vec![0u8; (1 << 20) + 4096];
 
     // --- INIT ----------------------------------------------------------------------------
@@ -115,7 +115,7 @@ fn kernel_init_and_getattr_decode_with_our_layouts() {
         );
     }
 
-    let negotiated = init_reply(&init_in, &InitOptions::default());
+    let negotiated = init_reply(&init_in, &InitOptions::default()).expect("INIT agreed");
     reply(
         dev.as_fd(),
         header.unique,

@@ -531,7 +531,7 @@ fn after_sync_init_mount_returns_only_once_init_is_answered() {
             };
             std::thread::sleep(Duration::from_millis(300));
             replied.store(true, Ordering::SeqCst);
-            let negotiated = testkit::init_reply(&init_in, &InitOptions::default());
+            let negotiated = testkit::init_reply(&init_in, &InitOptions::default())?;
             testkit::reply(
                 dev.as_fd(),
                 request.header.unique,
@@ -542,7 +542,7 @@ fn after_sync_init_mount_returns_only_once_init_is_answered() {
     };
     // If mount(2) failed here, the reader above would stay blocked until the test process
     // exits; it holds no mount.
-    let mount = testkit::Mount::new(dev.as_fd(), "").expect("mount with a SYNC_INIT fd");
+    let mount = testkit::Mount::new(dev.as_fd()).expect("mount with a SYNC_INIT fd");
     let answered_before_mount_returned = replied.load(Ordering::SeqCst);
     drop(mount);
     server

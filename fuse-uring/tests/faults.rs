@@ -22,9 +22,7 @@ use testkit::{InitOptions, MemFs, Session};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn uring_opts() -> InitOptions {
-    let mut opts = InitOptions::default();
-    opts.want |= sys::FUSE_OVER_IO_URING;
-    opts
+    InitOptions::uring()
 }
 
 /// One `Queue` of `depth` entries for `qid` on `dev`, with a plain ring of its own.

@@ -328,9 +328,7 @@ fn join_within<T>(handle: JoinHandle<T>, connection: Option<u32>, what: &str) ->
 }
 
 fn uring_opts() -> InitOptions {
-    let mut opts = InitOptions::default();
-    opts.want |= sys::FUSE_OVER_IO_URING;
-    opts
+    InitOptions::uring()
 }
 
 fn test_tree() -> (MemFs, Vec<u8>) {
@@ -658,7 +656,7 @@ fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
 
     // Mounted, but INIT not answered yet: EAGAIN.
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
-    let mut mount = testkit::Mount::new(dev.as_fd(), "").expect("mount");
+    let mut mount = testkit::Mount::new(dev.as_fd()).expect("mount");
     let early =
         QueueBuffers::new(QueueConfig::new(0, 1, 128 * 1024, dev.as_fd())).expect("buffers");
     let entry = early.take_entries().unwrap().next().unwrap();

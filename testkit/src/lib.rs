@@ -13,10 +13,9 @@
 
 #![allow(missing_docs)]
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +23,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -95,13 +93,17 @@ pub fn require_uring() -> bool {
     true
 }
 
-/// Opens `/dev/fuse` read-write, close-on-exec.
+/// Opens `/dev/fuse` read-write, close-on-exec (`fuse_dev::Device::open`).
 pub fn open_dev() -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
-        "/dev/fuse",
-        OFlags::RDWR | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    Ok(fuse_dev::Device::open()?.into_fd())
+}
+
+/// A `fuse_dev::Device` for the connection of `dev` (a duplicate of the fd: the same open
+/// file, so the same connection), for the fuse-dev calls that take one.
+fn device_of(dev: BorrowedFd<'_>) -> io::Result<fuse_dev::Device> {
+    Ok(fuse_dev::Device::from_fd(rustix::io::fcntl_dupfd_cloexec(
+        dev, 0,
+    )?))
 }
 
 static UNIQUE_DIR: AtomicU64 = AtomicU64::new(0);
@@ -114,30 +116,36 @@ pub fn temp_dir(tag: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// A FUSE mount made with `mount(2)` on a temporary directory.
+/// A FUSE mount made with `fuse_dev::Mount` (mount(2)) on a fresh temporary directory.
 ///
-/// Dropping it detaches the mount (`umount2(MNT_DETACH)`) and removes the directory. It never
-/// panics in drop.
+/// Dropping it unmounts it (only if our mount is still there: fuse-dev checks by device and
+/// mount id) and removes the directory. It never panics in drop.
 #[derive(Debug)]
 pub struct Mount {
+    mount: Option<fuse_dev::Mount>,
     path: PathBuf,
     connection: Option<u32>,
-    mounted: bool,
-    remove_dir: bool,
 }
 
 impl Mount {
-    /// Mounts the FUSE connection of `dev` on a new temporary directory.
-    ///
-    /// `extra_options` are appended to the mount data (for example `"max_read=131072"`).
-    /// The kernel sends INIT on `dev` right away; answer it with [`handshake`].
-    pub fn new(dev: BorrowedFd<'_>, extra_options: &str) -> io::Result<Mount> {
+    /// Mounts the FUSE connection of `dev` (a fresh `/dev/fuse` fd) on a new temporary
+    /// directory: file system type `fuse.testkit`, `allow_other`, `nosuid`, `nodev`, owned
+    /// by the caller. The kernel sends INIT on `dev` right away; answer it with [`handshake`].
+    pub fn new(dev: BorrowedFd<'_>) -> io::Result<Mount> {
         let path = temp_dir("mnt")?;
-        match Self::at(dev, &path, "testkit", extra_options) {
-            Ok(mut mount) => {
-                mount.remove_dir = true;
-                Ok(mount)
-            }
+        let options = fuse_dev::MountOptions::new()
+            .subtype("testkit")
+            .allow_other(true)
+            .nosuid(true)
+            .nodev(true);
+        let mount =
+            device_of(dev).and_then(|device| Ok(fuse_dev::Mount::new(&device, &path, &options)?));
+        match mount {
+            Ok(mount) => Ok(Mount {
+                connection: mount.identity().connection_number(),
+                path: mount.mount_point().to_owned(),
+                mount: Some(mount),
+            }),
             Err(e) => {
                 let _ = fs::remove_dir(&path);
                 Err(e)
@@ -145,68 +153,12 @@ impl Mount {
         }
     }
 
-    /// Mounts the FUSE connection of `dev` on the existing directory `path` (left in place on
-    /// drop), as file system type `fuse.<subtype>` with source `subtype`.
-    ///
-    /// Options always given: `fd`, `rootmode=40000`, `user_id` and `group_id` of the caller,
-    /// `allow_other`; `extra_options` are appended. Needs CAP_SYS_ADMIN (root).
-    pub fn at(
-        dev: BorrowedFd<'_>,
-        path: &Path,
-        subtype: &str,
-        extra_options: &str,
-    ) -> io::Result<Mount> {
-        Self::at_with_flags(
-            dev,
-            path,
-            subtype,
-            extra_options,
-            rustix::mount::MountFlags::empty(),
-        )
-    }
-
-    /// [`Mount::at`] with extra `mount(2)` flags (for example `MountFlags::RDONLY`) besides the
-    /// `NOSUID | NODEV` it always uses.
-    pub fn at_with_flags(
-        dev: BorrowedFd<'_>,
-        path: &Path,
-        subtype: &str,
-        extra_options: &str,
-        flags: rustix::mount::MountFlags,
-    ) -> io::Result<Mount> {
-        let mut data = format!(
-            "fd={},rootmode=40000,user_id={},group_id={},allow_other",
-            dev.as_raw_fd(),
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw(),
-        );
-        if !extra_options.is_empty() {
-            data.push(',');
-            data.push_str(extra_options);
-        }
-        let data = CString::new(data).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        rustix::mount::mount(
-            subtype,
-            path,
-            format!("fuse.{subtype}").as_str(),
-            rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV | flags,
-            data.as_c_str(),
-        )?;
-        let connection = connection_of(path);
-        Ok(Mount {
-            path: path.to_owned(),
-            connection,
-            mounted: true,
-            remove_dir: false,
-        })
-    }
-
     /// The mount point.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The connection number (`/sys/fs/fuse/connections/<N>`), read from mountinfo.
+    /// The connection number (`/sys/fs/fuse/connections/<N>`).
     pub fn connection(&self) -> Option<u32> {
         self.connection
     }
@@ -220,11 +172,15 @@ impl Mount {
         abort_connection(n)
     }
 
-    /// Detaches the mount now (idempotent).
+    /// Unmounts now (idempotent); fails if another mount sits on ours.
     pub fn unmount(&mut self) -> io::Result<()> {
-        if self.mounted {
-            rustix::mount::unmount(&self.path, rustix::mount::UnmountFlags::DETACH)?;
-            self.mounted = false;
+        if let Some(mut mount) = self.mount.take() {
+            if let fuse_dev::UnmountOutcome::NotOurs(p) = mount.unmount()? {
+                return Err(io::Error::other(format!(
+                    "another mount sits on {}: {p:?}",
+                    self.path.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -235,47 +191,39 @@ impl Drop for Mount {
         if let Err(e) = self.unmount() {
             eprintln!("testkit: unmount of {} failed: {e}", self.path.display());
         }
-        if self.remove_dir {
-            let _ = fs::remove_dir(&self.path);
-        }
+        let _ = fs::remove_dir(&self.path);
     }
 }
 
-/// Whether `path` is a mount point right now (from `/proc/self/mountinfo`).
+/// Whether `path` is a mount point right now, decided by device and mount id
+/// (`fuse_dev::is_mount_point`); false when it cannot be checked.
 pub fn is_mount_point(path: &Path) -> bool {
-    connection_of(path).is_some()
+    fuse_dev::is_mount_point(path).unwrap_or(false)
 }
 
-/// Finds the FUSE connection number of the mount at `path` (its device minor) in
-/// `/proc/self/mountinfo`, without sending a request to the file system.
+/// The FUSE connection number of the mount at `path` (its device minor), without sending a
+/// request to the file system (`AT_STATX_DONT_SYNC`); `None` if `path` is not the root of a
+/// FUSE mount.
 pub fn connection_of(path: &Path) -> Option<u32> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let want = path.to_str()?;
-    info.lines().rev().find_map(|line| {
-        let mut fields = line.split(' ');
-        let dev = fields.nth(2)?;
-        let mount_point = fields.nth(1)?;
-        if mount_point != want {
-            return None;
-        }
-        dev.split_once(':')?.1.parse().ok()
-    })
+    if !is_mount_point(path) {
+        return None;
+    }
+    let st = rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::STATX_DONT_SYNC,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .ok()?;
+    let n = st.stx_dev_minor;
+    (st.stx_dev_major == 0 && Path::new(&format!("/sys/fs/fuse/connections/{n}")).exists())
+        .then_some(n)
 }
 
-/// Aborts FUSE connection `n` through `/sys/fs/fuse/connections/<n>/abort`, mounting fusectl
-/// there first if needed.
+/// Aborts FUSE connection `n` through fusectl (`fuse_dev::Connection::abort`, which mounts
+/// fusectl first if needed).
 pub fn abort_connection(n: u32) -> io::Result<()> {
-    let dir = Path::new("/sys/fs/fuse/connections");
-    if !dir.join(n.to_string()).exists() {
-        let _ = rustix::mount::mount(
-            "fusectl",
-            dir,
-            "fusectl",
-            rustix::mount::MountFlags::empty(),
-            None,
-        );
-    }
-    fs::write(dir.join(n.to_string()).join("abort"), "1")
+    fuse_dev::Connection::new(n).abort()
 }
 
 /// Reads an ABI struct from the start of `bytes` (unaligned), or `None` if too short.
@@ -309,54 +257,39 @@ impl Request {
     }
 }
 
-/// Reads one request. `Ok(None)` means the connection is gone (`ENODEV`: unmounted or
-/// aborted). Interrupted reads (`EINTR`, and `ENOENT` for a request that vanished) are retried.
+/// Reads one request with a `fuse_dev::Channel` on `dev`. `Ok(None)` means the connection
+/// is gone (unmounted or aborted). `buf` must hold the largest request (the negotiated
+/// `read_buffer_size`; 8 KiB before INIT).
 pub fn read_request(dev: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<Request>> {
-    loop {
-        match rustix::io::read(dev, &mut *buf) {
-            Ok(n) => {
-                let header: sys::fuse_in_header = read_struct(&buf[..n]).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidData, "short FUSE request")
-                })?;
-                let end = (header.len as usize).min(n);
-                let body = buf
-                    .get(size_of::<sys::fuse_in_header>()..end)
-                    .unwrap_or(&[]);
-                return Ok(Some(Request {
-                    header,
-                    body: body.to_vec(),
-                }));
-            }
-            Err(Errno::NODEV) => return Ok(None),
-            Err(Errno::INTR | Errno::NOENT | Errno::AGAIN) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let channel = fuse_dev::Channel::new(device_of(dev)?);
+    let Some(bytes) = channel.receive(buf)? else {
+        return Ok(None);
+    };
+    let header: sys::fuse_in_header = read_struct(bytes)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short FUSE request"))?;
+    Ok(Some(Request {
+        header,
+        body: bytes[size_of::<sys::fuse_in_header>()..].to_vec(),
+    }))
 }
 
-/// Writes a reply: `fuse_out_header { len, error, unique }` followed by `parts`.
-/// `error` is 0 or a positive errno (it is negated on the wire).
+/// Writes a reply with a `fuse_dev::Channel` on `dev`: `fuse_out_header` then `parts`.
+/// `error` is 0 or a positive errno.
 pub fn reply(dev: BorrowedFd<'_>, unique: u64, error: i32, parts: &[&[u8]]) -> io::Result<()> {
-    let len = size_of::<sys::fuse_out_header>() + parts.iter().map(|p| p.len()).sum::<usize>();
-    let header = sys::fuse_out_header {
-        len: u32::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-        error: -error,
-        unique,
-    };
-    let mut iov = vec![io::IoSlice::new(bytes_of(&header))];
-    iov.extend(parts.iter().map(|p| io::IoSlice::new(p)));
-    match rustix::io::writev(dev, &iov) {
-        Ok(_) => Ok(()),
-        // The request was interrupted and is gone, or the connection is gone.
-        Err(Errno::NOENT | Errno::NODEV) => Ok(()),
-        Err(e) => Err(e.into()),
+    let channel = fuse_dev::Channel::new(device_of(dev)?);
+    if error == 0 {
+        channel.reply(unique, parts)?;
+    } else {
+        channel.reply_error(unique, Errno::from_raw_os_error(error))?;
     }
+    Ok(())
 }
 
 /// What the server asked for in INIT, and what was agreed.
 #[derive(Debug, Clone, Copy)]
 pub struct Negotiated {
-    /// The kernel's INIT request.
+    /// The kernel's INIT request (as far as the decoder keeps it: major, minor,
+    /// max_readahead, flags, flags2).
     pub init_in: sys::fuse_init_in,
     /// Our reply.
     pub init_out: sys::fuse_init_out,
@@ -366,7 +299,26 @@ pub struct Negotiated {
     pub accepted: u64,
 }
 
-/// INIT parameters of the server.
+impl From<&fuse_wire::Negotiated> for Negotiated {
+    fn from(n: &fuse_wire::Negotiated) -> Self {
+        let k = n.kernel();
+        Negotiated {
+            init_in: sys::fuse_init_in {
+                major: k.major,
+                minor: k.minor,
+                max_readahead: k.max_readahead,
+                flags: k.flags as u32,
+                flags2: (k.flags >> 32) as u32,
+                ..Default::default()
+            },
+            init_out: *n.init_out(),
+            offered: n.offered(),
+            accepted: n.accepted(),
+        }
+    }
+}
+
+/// INIT parameters of the test servers: a few fields, turned into a `fuse_wire::InitConfig`.
 #[derive(Debug, Clone, Copy)]
 pub struct InitOptions {
     /// 64-bit INIT flags wanted (kept only where offered). `FUSE_INIT_EXT` is added as needed.
@@ -390,72 +342,45 @@ impl Default for InitOptions {
     }
 }
 
-/// Splits 64-bit INIT flags into `(flags, flags2)`.
-pub fn split_flags(flags: u64) -> (u32, u32) {
-    (flags as u32, (flags >> 32) as u32)
-}
-
-/// Builds our INIT reply for the kernel's request.
-pub fn init_reply(init_in: &sys::fuse_init_in, opts: &InitOptions) -> Negotiated {
-    let offered = u64::from(init_in.flags)
-        | if init_in.flags & sys::FUSE_INIT_EXT != 0 {
-            u64::from(init_in.flags2) << 32
-        } else {
-            0
-        };
-    let mut accepted = offered & opts.want;
-    if accepted >> 32 != 0 {
-        accepted |= u64::from(sys::FUSE_INIT_EXT);
+impl InitOptions {
+    /// The default options plus `FUSE_OVER_IO_URING` (the io_uring tests' INIT).
+    pub fn uring() -> InitOptions {
+        let default = InitOptions::default();
+        InitOptions {
+            want: default.want | sys::FUSE_OVER_IO_URING,
+            ..default
+        }
     }
-    let (flags, flags2) = split_flags(accepted);
-    let init_out = sys::fuse_init_out {
-        major: sys::FUSE_KERNEL_VERSION,
-        minor: sys::FUSE_KERNEL_MINOR_VERSION.min(init_in.minor),
-        max_readahead: init_in.max_readahead,
-        flags,
-        flags2,
-        max_background: 16,
-        congestion_threshold: 12,
-        max_write: opts.max_write,
-        time_gran: 1,
-        max_pages: opts.max_pages,
-        max_stack_depth: if accepted & sys::FUSE_PASSTHROUGH != 0 {
-            opts.max_stack_depth
-        } else {
-            0
-        },
-        ..Default::default()
-    };
-    Negotiated {
-        init_in: *init_in,
-        init_out,
-        offered,
-        accepted,
+
+    /// The `fuse_wire::InitConfig` these options stand for.
+    pub fn config(&self) -> fuse_wire::InitConfig {
+        let mut config = fuse_wire::InitConfig::default()
+            .without(u64::MAX)
+            .with(self.want);
+        config.max_write = self.max_write;
+        config.max_pages = self.max_pages;
+        config.max_stack_depth = self.max_stack_depth;
+        config
     }
 }
 
-/// Reads the kernel's INIT request from `dev` and answers it per `opts`.
+/// Builds our INIT reply for the kernel's request with `fuse_wire::negotiate`.
+pub fn init_reply(init_in: &sys::fuse_init_in, opts: &InitOptions) -> io::Result<Negotiated> {
+    let kernel = fuse_wire::KernelInit::parse(init_in.as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let negotiated = fuse_wire::negotiate(&kernel, &opts.config())
+        .map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e))?;
+    Ok(Negotiated::from(&negotiated))
+}
+
+/// Reads the kernel's INIT request from `dev` and answers it per `opts`
+/// (`fuse_dev::Channel::handshake`).
 pub fn handshake(dev: BorrowedFd<'_>, opts: &InitOptions) -> io::Result<Negotiated> {
-    let mut buf = vec![0u8; 1 << 20];
-    let request = read_request(dev, &mut buf)?
-        .ok_or_else(|| io::Error::other("connection closed before INIT"))?;
-    if request.opcode() != sys::FUSE_INIT {
-        return Err(io::Error::other(format!(
-            "expected INIT, got opcode {}",
-            request.opcode()
-        )));
-    }
-    let init_in: sys::fuse_init_in = request
-        .arg()
-        .ok_or_else(|| io::Error::other("short INIT request"))?;
-    let negotiated = init_reply(&init_in, opts);
-    reply(
-        dev,
-        request.header.unique,
-        0,
-        &[bytes_of(&negotiated.init_out)],
-    )?;
-    Ok(negotiated)
+    let mut channel = fuse_dev::Channel::new(device_of(dev)?);
+    let negotiated = channel
+        .handshake(&opts.config())
+        .map_err(io::Error::other)?;
+    Ok(Negotiated::from(&negotiated))
 }
 
 /// What a handler answers to one request.
@@ -508,18 +433,29 @@ impl Counters {
     }
 }
 
-/// Serves requests from `dev` with `handler` until the connection goes away.
+/// Serves requests from `dev` with `handler` until the connection goes away (one
+/// `fuse_dev::Channel`, one request buffer for the whole run).
 pub fn serve(
     dev: BorrowedFd<'_>,
     handler: &mut dyn Handler,
     counters: &Counters,
 ) -> io::Result<()> {
+    let channel = fuse_dev::Channel::new(device_of(dev)?);
     let mut buf = vec![0u8; (1 << 20) + 4096];
-    while let Some(request) = read_request(dev, &mut buf)? {
+    while let Some(bytes) = channel.receive(&mut buf)? {
+        let Some(header) = read_struct::<sys::fuse_in_header>(bytes) else {
+            continue;
+        };
+        let request = Request {
+            header,
+            body: bytes[size_of::<sys::fuse_in_header>()..].to_vec(),
+        };
         counters.record(request.opcode());
         match handler.handle(&request) {
-            Reply::Data(data) => reply(dev, request.header.unique, 0, &[&data])?,
-            Reply::Error(errno) => reply(dev, request.header.unique, errno, &[])?,
+            Reply::Data(data) => channel.reply(header.unique, &[&data])?,
+            Reply::Error(errno) => {
+                channel.reply_error(header.unique, Errno::from_raw_os_error(errno))?
+            }
             Reply::None => {}
         }
     }
@@ -549,7 +485,7 @@ impl Session {
     /// running `handler`.
     pub fn start(opts: &InitOptions, handler: impl Handler) -> io::Result<Session> {
         let dev = Arc::new(open_dev()?);
-        let mount = Mount::new(dev.as_fd(), "")?;
+        let mount = Mount::new(dev.as_fd())?;
         let negotiated = handshake(dev.as_fd(), opts)?;
         let counters = Arc::new(Counters::default());
         let server = {
@@ -572,7 +508,7 @@ impl Session {
     /// Mounts `dev` and answers INIT, without a server thread: for tests that serve requests
     /// themselves (io_uring, CLONE). Tear down with [`Session::finish`] or drop.
     pub fn mount_only(dev: Arc<OwnedFd>, opts: &InitOptions) -> io::Result<Session> {
-        let mount = Mount::new(dev.as_fd(), "")?;
+        let mount = Mount::new(dev.as_fd())?;
         let negotiated = handshake(dev.as_fd(), opts)?;
         Ok(Session {
             mount: Some(mount),
