@@ -262,38 +262,27 @@ impl Mount {
         if !self.mounted {
             return Ok(UnmountOutcome::Gone);
         }
-        let presence = match self.identity.check() {
-            Ok(p) => p,
-            Err(rustix::io::Errno::NOENT) => Presence::Gone,
-            Err(errno) => {
-                return Err(MountError::Path {
-                    path: self.identity.mount_point.clone(),
-                    errno,
-                });
-            }
-        };
-        let outcome = match presence {
-            Presence::Gone => {
-                self.mounted = false;
-                UnmountOutcome::Gone
-            }
-            Presence::Other { .. } => return Ok(UnmountOutcome::NotOurs(presence)),
-            Presence::Ours => {
-                let path = &self.identity.mount_point;
-                match &self.method {
-                    Method::Syscall => {
-                        rustix::mount::unmount(path, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
-                            .map_err(|errno| MountError::Unmount {
-                                path: path.clone(),
-                                errno,
-                            })?;
-                    }
-                    Method::Fusermount { program, .. } => fusermount::unmount(program, path)?,
+        let outcome = match &self.method {
+            Method::Syscall => self.identity.unmount_if_ours()?,
+            Method::Fusermount { program, .. } => match self.identity.check() {
+                Ok(Presence::Ours) => {
+                    fusermount::unmount(program, &self.identity.mount_point)?;
+                    UnmountOutcome::Unmounted
                 }
-                self.mounted = false;
-                UnmountOutcome::Unmounted
-            }
+                Ok(Presence::Gone) | Err(rustix::io::Errno::NOENT) => UnmountOutcome::Gone,
+                Ok(other @ Presence::Other { .. }) => UnmountOutcome::NotOurs(other),
+                Err(errno) => {
+                    return Err(MountError::Path {
+                        path: self.identity.mount_point.clone(),
+                        errno,
+                    });
+                }
+            },
         };
+        match outcome {
+            UnmountOutcome::NotOurs(_) => return Ok(outcome),
+            UnmountOutcome::Unmounted | UnmountOutcome::Gone => self.mounted = false,
+        }
         self.release_fusermount();
         Ok(outcome)
     }

@@ -370,3 +370,29 @@ fn blksize_is_refused_before_the_syscall_as_the_kernel_would() {
     ));
     assert_eq!(kernel, Err(rustix::io::Errno::INVAL));
 }
+
+#[test]
+fn a_copy_of_the_identity_unmounts_only_its_own_mount() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    // What a watchdog process does after the server died: it has only the identity.
+    let mut served = Served::start("watchdog");
+    let identity = served.mount().identity().clone();
+    let dir = identity.mount_point().to_owned();
+    stack_tmpfs(&dir);
+    let covered = identity.unmount_if_ours();
+    let still_there = fs::read(dir.join("precious"));
+    rustix::mount::unmount(&dir, UnmountFlags::empty()).unwrap();
+    let uncovered = identity.unmount_if_ours();
+    let again = identity.unmount_if_ours();
+    assert!(matches!(
+        covered,
+        Ok(UnmountOutcome::NotOurs(Presence::Other { .. }))
+    ));
+    assert_eq!(still_there.unwrap(), b"data someone else owns");
+    assert_eq!(uncovered.unwrap(), UnmountOutcome::Unmounted);
+    assert_eq!(again.unwrap(), UnmountOutcome::Gone);
+    assert!(mountinfo_entry(&dir).is_none());
+    assert_eq!(served.mount().unmount().unwrap(), UnmountOutcome::Gone);
+}
