@@ -41,6 +41,29 @@ impl Device {
         Device { fd }
     }
 
+    /// Checks that `fd` is an open `/dev/fuse`: a character device with the device number of
+    /// [`DEVICE_PATH`] (two `fstat`/`stat` calls, no allocation beyond the path). Use it on
+    /// fds received from elsewhere before [`Device::from_fd`]: other character devices accept
+    /// some of the same calls (`/dev/null` completes io_uring commands with 0, for example)
+    /// and fail only later, or not at all.
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` when `fd` is something else; the errno of `fstat` (`EBADF`) or of
+    /// `stat("/dev/fuse")` (`ENOENT` without the device node).
+    pub fn check(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        let theirs = rustix::fs::fstat(fd)?;
+        let ours = rustix::fs::stat(DEVICE_PATH)?;
+        let is_char = |st: &rustix::fs::Stat| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+        };
+        if is_char(&theirs) && is_char(&ours) && theirs.st_rdev == ours.st_rdev {
+            Ok(())
+        } else {
+            Err(Errno::NODEV)
+        }
+    }
+
     /// Opens a second fd on the same connection (not a `dup`: a new open file of
     /// `/dev/fuse`, attached to this one's connection): `open("/dev/fuse")` plus
     /// `ioctl(FUSE_DEV_IOC_CLONE)` through [`fuse_backing::clone_device`] (two syscalls, no
@@ -99,5 +122,25 @@ impl fmt::Debug for Device {
         f.debug_struct("Device")
             .field("fd", &self.fd.as_raw_fd())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_tells_dev_fuse_from_other_files() {
+        if !std::path::Path::new(DEVICE_PATH).exists() {
+            testkit::skip("no /dev/fuse (modprobe fuse)");
+            return;
+        }
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(Device::check(null.as_fd()), Err(Errno::NODEV));
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(Device::check(file.as_fd()), Err(Errno::NODEV));
+        if let Ok(dev) = Device::open() {
+            assert_eq!(Device::check(dev.as_fd()), Ok(()));
+        }
     }
 }

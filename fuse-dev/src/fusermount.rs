@@ -139,8 +139,9 @@ pub(crate) struct Mounted {
 
 /// Runs `program -o options -- mount_point` and receives the `/dev/fuse` fd.
 ///
-/// Syscalls: `socketpair`, `fork`+`exec` (through `std::process::Command`), `recvmsg`, and,
-/// without `auto_unmount`, `waitpid`. Allocates the command line and the captured stderr.
+/// Syscalls: `socketpair`, `fork`+`exec` (through `std::process::Command`), `recvmsg`, two
+/// `stat` ([`Device::check`](crate::Device::check) of the fd received), and, without
+/// `auto_unmount`, `waitpid`. Allocates the command line and the captured stderr.
 pub(crate) fn mount(
     program: &Path,
     options: &str,
@@ -176,6 +177,15 @@ pub(crate) fn mount(
 
     let received = receive_fd(&ours);
     match received {
+        Ok(Some(dev)) if crate::Device::check(std::os::fd::AsFd::as_fd(&dev)).is_err() => {
+            let _ = child.kill();
+            let _ = finish(program, child);
+            Err(MountError::Fusermount {
+                program: program.to_owned(),
+                status: None,
+                stderr: "passed an fd that is not /dev/fuse".into(),
+            })
+        }
         Ok(Some(dev)) => {
             if auto_unmount {
                 // It stays alive until `ours` is closed; its stderr is not read any more.
