@@ -5,44 +5,8 @@ use std::io;
 
 use rustix::io::Errno;
 
+use crate::command::Command;
 use crate::setup::ENABLE_URING_PARAM;
-
-/// Which FUSE io_uring command an SQE carried, recovered from the CQE's `user_data`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[doc(alias = "fuse_uring_cmd")]
-pub enum Command {
-    /// `FUSE_IO_URING_CMD_REGISTER`: hand an entry's buffers to the kernel.
-    #[doc(alias = "FUSE_IO_URING_CMD_REGISTER")]
-    Register,
-    /// `FUSE_IO_URING_CMD_COMMIT_AND_FETCH`: send the reply in the entry's buffers and wait for
-    /// the next request in the same buffers.
-    #[doc(alias = "FUSE_IO_URING_CMD_COMMIT_AND_FETCH")]
-    CommitAndFetch,
-}
-
-impl Command {
-    /// The `cmd_op` value of the SQE (from `fuse-kernel-sys`).
-    pub const fn cmd_op(self) -> u32 {
-        match self {
-            Command::Register => fuse_kernel_sys::FUSE_IO_URING_CMD_REGISTER,
-            Command::CommitAndFetch => fuse_kernel_sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH,
-        }
-    }
-
-    /// The command's name as the kernel header spells it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Command::Register => "FUSE_IO_URING_CMD_REGISTER",
-            Command::CommitAndFetch => "FUSE_IO_URING_CMD_COMMIT_AND_FETCH",
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A REGISTER or COMMIT_AND_FETCH command that the kernel completed with an error (a negative
 /// `res` in the CQE). The kernel's errno is kept as is.
@@ -300,56 +264,10 @@ impl From<ReplyError> for io::Error {
     }
 }
 
-/// FUSE-over-io_uring cannot be used on this connection; see [`check_init`](crate::check_init).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Unsupported {
-    /// The kernel speaks a protocol older than 7.42 (Linux 6.14), the first with
-    /// FUSE-over-io_uring.
-    KernelTooOld {
-        /// The protocol minor version of the kernel's INIT request.
-        minor: u32,
-    },
-    /// The kernel supports it but `/sys/module/fuse/parameters/enable_uring` is `N`.
-    Disabled,
-    /// The kernel did not offer `FUSE_OVER_IO_URING` and has no `enable_uring` parameter
-    /// (built without `CONFIG_FUSE_IO_URING`).
-    NotBuilt,
-}
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unsupported::KernelTooOld { minor } => write!(
-                f,
-                "the kernel speaks FUSE 7.{minor}; FUSE-over-io_uring needs 7.42 (Linux 6.14) \
-                 or later, with {ENABLE_URING_PARAM} set to Y"
-            ),
-            Unsupported::Disabled => write!(
-                f,
-                "FUSE-over-io_uring is disabled: run `echo Y > {ENABLE_URING_PARAM}` as root \
-                 (and mount again)"
-            ),
-            Unsupported::NotBuilt => write!(
-                f,
-                "the kernel did not offer FUSE_OVER_IO_URING and has no {ENABLE_URING_PARAM}: \
-                 it was built without CONFIG_FUSE_IO_URING"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Unsupported {}
-
-impl From<Unsupported> for io::Error {
-    fn from(e: Unsupported) -> io::Error {
-        io::Error::new(io::ErrorKind::Unsupported, e)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::setup::Unsupported;
 
     #[test]
     fn messages_name_the_enable_uring_knob() {

@@ -167,21 +167,25 @@
 #![deny(missing_docs)]
 
 mod buffers;
+mod command;
+mod dev;
+mod entry;
 mod error;
+mod layout;
 mod plain;
 mod queue;
 pub mod setup;
 pub mod sqe;
 
-pub use buffers::{
-    Completion, Entries, Entry, HEADER_SIZE, Layout, MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, Prefault,
-    QueueBuffers, QueueConfig, SLOT_SIZE,
-};
-pub use error::{BufferError, CmdError, Command, ReplyError, Unsupported};
+pub use buffers::{Completion, Entries, Prefault, QueueBuffers, QueueConfig};
+pub use command::Command;
+pub use dev::DevFd;
+pub use entry::Entry;
+pub use error::{BufferError, CmdError, ReplyError};
+pub use layout::{HEADER_SIZE, Layout, MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, SLOT_SIZE};
 pub use plain::Plain;
 pub use queue::{Completions, ForeignEntry, Queue, Ring};
 pub use setup::{
-    ENABLE_URING_PARAM, UringSupport, check_init, payload_size, payload_size_for, possible_cpus,
-    queue_count, queue_ids, ring_builder, uring_support,
+    ENABLE_URING_PARAM, Unsupported, UringSupport, check_init, payload_size, payload_size_for,
+    possible_cpus, queue_count, queue_ids, ring_builder, uring_support,
 };
-pub use sqe::DevFd;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use io_uring::{IoUring, cqueue, squeue, types};
 
-use crate::buffers::{Completion, Entry, QueueBuffers};
+use crate::buffers::{Completion, QueueBuffers};
+use crate::entry::Entry;
 
 /// The ring type of a FUSE queue: 128-byte SQEs (`IORING_SETUP_SQE128`), 16-byte CQEs.
 pub type Ring = IoUring<squeue::Entry128, cqueue::Entry>;

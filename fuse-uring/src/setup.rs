@@ -8,8 +8,6 @@ use std::ops::Range;
 use fuse_kernel_sys as sys;
 use io_uring::{IoUring, cqueue, squeue};
 
-use crate::error::Unsupported;
-
 /// The module parameter that switches FUSE-over-io_uring on (root: `echo Y > ...`). It exists
 /// since Linux 6.14 when the kernel is built with `CONFIG_FUSE_IO_URING`, and is `N` by default.
 pub const ENABLE_URING_PARAM: &str = "/sys/module/fuse/parameters/enable_uring";
@@ -241,6 +239,53 @@ pub fn queue_count() -> io::Result<u16> {
 /// As [`queue_count`].
 pub fn queue_ids() -> io::Result<Range<u16>> {
     Ok(0..queue_count()?)
+}
+
+/// FUSE-over-io_uring cannot be used on this connection; see [`check_init`](crate::check_init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// The kernel speaks a protocol older than 7.42 (Linux 6.14), the first with
+    /// FUSE-over-io_uring.
+    KernelTooOld {
+        /// The protocol minor version of the kernel's INIT request.
+        minor: u32,
+    },
+    /// The kernel supports it but `/sys/module/fuse/parameters/enable_uring` is `N`.
+    Disabled,
+    /// The kernel did not offer `FUSE_OVER_IO_URING` and has no `enable_uring` parameter
+    /// (built without `CONFIG_FUSE_IO_URING`).
+    NotBuilt,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsupported::KernelTooOld { minor } => write!(
+                f,
+                "the kernel speaks FUSE 7.{minor}; FUSE-over-io_uring needs 7.42 (Linux 6.14) \
+                 or later, with {ENABLE_URING_PARAM} set to Y"
+            ),
+            Unsupported::Disabled => write!(
+                f,
+                "FUSE-over-io_uring is disabled: run `echo Y > {ENABLE_URING_PARAM}` as root \
+                 (and mount again)"
+            ),
+            Unsupported::NotBuilt => write!(
+                f,
+                "the kernel did not offer FUSE_OVER_IO_URING and has no {ENABLE_URING_PARAM}: \
+                 it was built without CONFIG_FUSE_IO_URING"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+impl From<Unsupported> for io::Error {
+    fn from(e: Unsupported) -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, e)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,425 @@
+//! The entry token ([`Entry`]): the right to read and write one ring entry's buffers.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::size_of;
+use std::ptr::{self, NonNull};
+
+use fuse_kernel_sys as sys;
+use io_uring::squeue::Entry128;
+
+use crate::buffers::QueueBuffers;
+use crate::command::Command;
+use crate::error::ReplyError;
+use crate::layout::{KIND_COMMIT, Slot};
+use crate::plain::Plain;
+use crate::sqe;
+
+/// The token of one ring entry: a pointer-sized value whose possession is the right to read
+/// and write the entry's buffers.
+///
+/// # Ownership, and why it is sound
+/// An entry's buffers (its `fuse_uring_req_header` slot and its payload buffer) are written
+/// by the kernel only while a command for the entry is in flight: the kernel copies a request
+/// into them just before it completes REGISTER or COMMIT_AND_FETCH with `res = 0`, and reads
+/// the reply from them while processing COMMIT_AND_FETCH. It touches them at no other time
+/// (at teardown, armed entries complete with `ENOTCONN` without a copy).
+///
+/// - The token is not `Clone`. Building an SQE ([`register`](Entry::register),
+///   [`commit_and_fetch`](Entry::commit_and_fetch)) consumes it: while the command is in
+///   flight no safe code can reach the buffers.
+/// - The SQE's `user_data` names the entry; decoding the CQE turns it back into the one
+///   token, after the kernel is done with the buffers (the CQE is read with acquire
+///   ordering, so the kernel's writes are visible).
+/// - While you hold the token, the accessors give shared (`&self`) or exclusive (`&mut self`)
+///   access to the buffers, checked by the borrow checker. The token borrows the
+///   [`QueueBuffers`], so the memory cannot be unmapped under it.
+/// - COMMIT_AND_FETCH takes the commit id from the entry's own header, where the kernel put
+///   it, and the writers never change it; so a commit always refers to the request in *this*
+///   entry (the kernel picks the buffers by commit id, not by `user_data`).
+///
+/// What the token cannot see is the ring. With [`Queue`](crate::Queue), which owns the ring,
+/// pushes the SQEs, decodes the CQEs and counts the entries in the kernel, all of it is safe.
+/// With your own ring, two `unsafe` steps carry the rest of the contract: io-uring's `push`
+/// (push each SQE built here **once**, unchanged, `user_data` included, and keep the
+/// `QueueBuffers` alive until its CQE) and [`QueueBuffers::complete`] (decode each of those
+/// CQEs once, with the same `QueueBuffers`).
+pub struct Entry<'a> {
+    pub(crate) slot: NonNull<Slot>,
+    pub(crate) _buffers: PhantomData<&'a QueueBuffers>,
+}
+
+// SAFETY: an `Entry` is exclusive access to one entry's buffers (like `&mut [u8]`) plus shared
+// access to its immutable slot record; `QueueBuffers` is `Sync`.
+unsafe impl Send for Entry<'_> {}
+// SAFETY: `&Entry` only reads (the slot record and the buffers); writes need `&mut Entry`.
+unsafe impl Sync for Entry<'_> {}
+
+impl fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("qid", &self.qid())
+            .field("index", &self.index())
+            .field("commit_id", &self.commit_id())
+            .finish()
+    }
+}
+
+impl<'a> Entry<'a> {
+    #[inline(always)]
+    pub(crate) fn slot(&self) -> &Slot {
+        // SAFETY: `slot` points to an initialised, 64-aligned record inside the mapping, which
+        // lives at least as long as 'a (the token borrows the `QueueBuffers`); records are never
+        // written after `QueueBuffers::new` (the kernel only reads the iovec pair).
+        unsafe { self.slot.as_ref() }
+    }
+
+    #[inline(always)]
+    fn header_ptr(&self) -> *mut sys::fuse_uring_req_header {
+        self.slot().iov[0].iov_base.cast()
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &sys::fuse_uring_req_header {
+        // SAFETY: the header slot is 288 bytes inside the mapping, 8-aligned, of a type valid
+        // for every bit pattern (integers and byte arrays; the mapping is zero-initialised).
+        // Holding the token means the kernel does not write it (see the type docs), and `&self`
+        // excludes writes through this token.
+        unsafe { &*self.header_ptr() }
+    }
+
+    #[inline(always)]
+    pub(crate) fn header_mut(&mut self) -> &mut sys::fuse_uring_req_header {
+        // SAFETY: as in `header`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.header_ptr() }
+    }
+
+    /// The entry's index in its [`QueueBuffers`] (`0..depth`), for side tables.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.slot().index
+    }
+
+    /// The queue id the entry belongs to.
+    #[inline]
+    pub fn qid(&self) -> u16 {
+        self.slot().qid
+    }
+
+    /// The request's `fuse_in_header` (`in_out[0..40)` of the header slot).
+    ///
+    /// Meaningful after a successful completion; zero in an entry that never received a
+    /// request, and overwritten by the reply's `fuse_out_header` once one is set.
+    #[inline]
+    pub fn in_header(&self) -> &sys::fuse_in_header {
+        // SAFETY: `in_out` is at offset 0 of the 8-aligned header slot and is 128 bytes, more
+        // than the 40 of `fuse_in_header` (both asserted at compile time); `fuse_in_header` is
+        // valid for every bit pattern; aliasing as in `header`.
+        unsafe { &*self.header_ptr().cast::<sys::fuse_in_header>() }
+    }
+
+    /// The `fuse_uring_ent_in_out` the kernel wrote with the request (commit id, payload size).
+    #[inline]
+    pub fn ent_in_out(&self) -> &sys::fuse_uring_ent_in_out {
+        &self.header().ring_ent_in_out
+    }
+
+    /// The commit id of the request in the entry (the kernel sets it to the request's
+    /// `unique`); [`commit_and_fetch`](Entry::commit_and_fetch) sends it back.
+    #[inline]
+    pub fn commit_id(&self) -> u64 {
+        self.ent_in_out().commit_id
+    }
+
+    /// The opcode's fixed argument (`op_in`), such as `fuse_getattr_in` for GETATTR or
+    /// `fuse_read_in` for READ: `in_header.len - 40 - payload_sz` bytes, at most 128. Empty for
+    /// opcodes whose first argument is empty or is a name (LOOKUP: the name is in the payload).
+    #[inline]
+    pub fn op_in(&self) -> &[u8] {
+        let header = self.header();
+        let len = (self.in_header().len as usize)
+            .saturating_sub(size_of::<sys::fuse_in_header>())
+            .saturating_sub(header.ring_ent_in_out.payload_sz as usize)
+            .min(header.op_in.len());
+        let op_in = ptr::from_ref(&header.op_in).cast::<u8>();
+        // SAFETY: `op_in` is a 128-byte array inside the header, `len` <= 128, and c_char and
+        // u8 have the same size and validity; aliasing as in `header`.
+        unsafe { std::slice::from_raw_parts(op_in, len) }
+    }
+
+    /// The opcode's fixed argument as a struct (an unaligned copy), or `None` when `op_in` is
+    /// shorter than `T`.
+    #[inline]
+    pub fn op_in_as<T: Plain>(&self) -> Option<T> {
+        let bytes = self.op_in();
+        if bytes.len() < size_of::<T>() {
+            return None;
+        }
+        // SAFETY: `bytes` has at least size_of::<T>() readable bytes, and `T: Plain` is valid
+        // for every bit pattern; `read_unaligned` needs no alignment.
+        Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+    }
+
+    /// The size of the payload buffer (what REGISTER announced in `iov[1].iov_len`).
+    #[inline]
+    pub fn payload_capacity(&self) -> usize {
+        self.slot().iov[1].iov_len
+    }
+
+    /// The request's remaining arguments (names, write data...): `payload_sz` bytes of the
+    /// payload buffer, cut at the buffer's size if `payload_sz` claims more.
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        let len = (self.ent_in_out().payload_sz as usize).min(self.payload_capacity());
+        // SAFETY: the payload buffer is `payload_capacity()` bytes inside the mapping and
+        // `len` is at most that; u8 is valid for every bit pattern (the memory is initialised:
+        // zero from mmap or written by the kernel or by us); the token excludes kernel writes
+        // and `&self` excludes our own.
+        unsafe { std::slice::from_raw_parts(self.slot().iov[1].iov_base.cast::<u8>(), len) }
+    }
+
+    /// The whole payload buffer, to write a reply in place (then call
+    /// [`set_reply`](Entry::set_reply) with its length). It still holds the request's payload
+    /// until overwritten.
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let len = self.payload_capacity();
+        let base = self.slot().iov[1].iov_base.cast::<u8>();
+        // SAFETY: as in `payload`, for the whole buffer, and `&mut self` makes it exclusive.
+        unsafe { std::slice::from_raw_parts_mut(base, len) }
+    }
+
+    /// Writes the reply header for a successful reply whose `len` payload bytes are already
+    /// in [`payload_mut`](Entry::payload_mut): `fuse_out_header { len: 16 + len, error: 0,
+    /// unique }` at `in_out[0..16)` and `payload_sz = len`. `unique` is the commit id (the
+    /// request's `unique`).
+    ///
+    /// # Errors
+    /// [`ReplyError::TooLong`] when `len` exceeds the payload buffer (nothing is written).
+    #[inline]
+    pub fn set_reply(&mut self, len: usize) -> Result<(), ReplyError> {
+        let capacity = self.payload_capacity();
+        if len > capacity {
+            return Err(ReplyError::TooLong { len, capacity });
+        }
+        // Both fit: len <= capacity <= u32::MAX (checked by `Layout::new`).
+        let out_len = u32::try_from(size_of::<sys::fuse_out_header>() + len)
+            .map_err(|_| ReplyError::TooLong { len, capacity })?;
+        self.write_out_header(out_len, 0, len as u32);
+        Ok(())
+    }
+
+    /// Writes an error reply: `fuse_out_header { len: 16, error: -errno, unique }` and
+    /// `payload_sz = 0`.
+    ///
+    /// # Errors
+    /// [`ReplyError::InvalidErrno`] unless `1 <= errno <= 511` (nothing is written).
+    #[inline]
+    pub fn set_error(&mut self, errno: i32) -> Result<(), ReplyError> {
+        if !(1..=511).contains(&errno) {
+            return Err(ReplyError::InvalidErrno(errno));
+        }
+        self.write_out_header(size_of::<sys::fuse_out_header>() as u32, -errno, 0);
+        Ok(())
+    }
+
+    /// Copies `data` into the payload buffer and sets the reply header
+    /// ([`set_reply`](Entry::set_reply)).
+    ///
+    /// # Errors
+    /// [`ReplyError::TooLong`] when `data` does not fit (nothing is written).
+    #[inline]
+    pub fn reply(&mut self, data: &[u8]) -> Result<(), ReplyError> {
+        let capacity = self.payload_capacity();
+        let Some(dst) = self.payload_mut().get_mut(..data.len()) else {
+            return Err(ReplyError::TooLong {
+                len: data.len(),
+                capacity,
+            });
+        };
+        dst.copy_from_slice(data);
+        self.set_reply(data.len())
+    }
+
+    /// Copies a reply struct (for example `fuse_attr_out`) into the payload buffer and sets
+    /// the reply header.
+    ///
+    /// # Errors
+    /// [`ReplyError::TooLong`] when it does not fit (never for a ≥ 8192-byte buffer).
+    #[inline]
+    pub fn reply_value<T: Plain>(&mut self, value: &T) -> Result<(), ReplyError> {
+        // SAFETY: `T: Plain` has no padding, so all size_of::<T>() bytes behind the reference
+        // are initialised; the slice borrows `value`.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(ptr::from_ref(value).cast::<u8>(), size_of::<T>())
+        };
+        self.reply(bytes)
+    }
+
+    #[inline(always)]
+    fn write_out_header(&mut self, len: u32, error: i32, payload_sz: u32) {
+        let out = sys::fuse_out_header {
+            len,
+            error,
+            unique: self.commit_id(),
+        };
+        let header = self.header_mut();
+        header.ring_ent_in_out.payload_sz = payload_sz;
+        let dst = ptr::from_mut(&mut header.in_out).cast::<sys::fuse_out_header>();
+        // SAFETY: `in_out` is 128 bytes at offset 0 of the 8-aligned header slot, enough for the
+        // 16-byte, 8-aligned `fuse_out_header` (asserted at compile time); the pointer comes
+        // from a unique reference.
+        unsafe { dst.write(out) };
+    }
+
+    #[inline(always)]
+    fn user_data(&self, command: Command) -> u64 {
+        let kind = match command {
+            Command::Register => 0,
+            Command::CommitAndFetch => KIND_COMMIT,
+        };
+        self.slot.as_ptr() as u64 | kind
+    }
+
+    /// Builds the REGISTER SQE for this entry (its iovec pair, its queue, its fd), consuming
+    /// the token until the CQE gives it back: when a request has been written into the
+    /// buffers (`Ok`), or with the kernel's error.
+    ///
+    /// Register an entry once per connection; afterwards use
+    /// [`commit_and_fetch`](Entry::commit_and_fetch). An entry whose REGISTER failed may be
+    /// registered again.
+    #[inline]
+    #[must_use = "the entry is lost unless the SQE is pushed to the ring"]
+    pub fn register(self) -> Entry128 {
+        let slot = self.slot();
+        sqe::register(
+            slot.fd,
+            slot.qid,
+            ptr::from_ref(&slot.iov),
+            self.user_data(Command::Register),
+        )
+    }
+
+    /// Builds the COMMIT_AND_FETCH SQE for this entry: the kernel reads the reply you wrote
+    /// (header with [`set_reply`](Entry::set_reply) / [`set_error`](Entry::set_error) /
+    /// [`reply`](Entry::reply), payload), finishes the request, and waits for the next request
+    /// in the same buffers. Consumes the token until the CQE gives it back.
+    ///
+    /// The commit id is the one in the entry's header. Committing an entry that holds no
+    /// request (never fetched) completes with `ENOENT`.
+    #[inline]
+    #[must_use = "the entry is lost unless the SQE is pushed to the ring"]
+    pub fn commit_and_fetch(self) -> Entry128 {
+        let slot = self.slot();
+        sqe::commit_and_fetch(
+            slot.fd,
+            slot.qid,
+            self.commit_id(),
+            self.user_data(Command::CommitAndFetch),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffers::tests::buffers;
+
+    #[test]
+    fn request_accessors_are_bounded() {
+        let b = buffers(1);
+        let mut e = b.take_entries().unwrap().next().unwrap();
+        // A GETATTR as the kernel lays it out: header, 16-byte op_in, no payload.
+        let h = e.header_mut();
+        let in_header = sys::fuse_in_header {
+            len: 56,
+            opcode: sys::FUSE_GETATTR,
+            unique: 10,
+            nodeid: 1,
+            ..Default::default()
+        };
+        // SAFETY: test-only write of a plain struct into the 8-aligned in_out area.
+        unsafe {
+            ptr::from_mut(&mut h.in_out)
+                .cast::<sys::fuse_in_header>()
+                .write(in_header)
+        };
+        h.op_in[0] = 7;
+        h.ring_ent_in_out.commit_id = 10;
+        assert_eq!(e.in_header().opcode, sys::FUSE_GETATTR);
+        assert_eq!(e.op_in().len(), 16);
+        assert_eq!(e.op_in()[0], 7);
+        let getattr: sys::fuse_getattr_in = e.op_in_as().unwrap();
+        assert_eq!(getattr.getattr_flags, 7);
+        assert!(e.op_in_as::<sys::fuse_read_in>().is_none(), "40 > 16 bytes");
+        assert!(e.payload().is_empty());
+
+        // A lying payload_sz is cut at the buffer size; a lying len at 128.
+        e.header_mut().ring_ent_in_out.payload_sz = u32::MAX;
+        assert_eq!(e.payload().len(), 3 * 4096);
+        assert!(e.op_in().is_empty(), "len - 40 - payload_sz saturates at 0");
+        e.header_mut().ring_ent_in_out.payload_sz = 5;
+        // SAFETY: test-only write of the 4-byte len field at offset 0 of in_out.
+        unsafe {
+            ptr::from_mut(&mut e.header_mut().in_out)
+                .cast::<u32>()
+                .write(u32::MAX)
+        };
+        assert_eq!(e.op_in().len(), 128);
+        assert_eq!(e.payload().len(), 5);
+    }
+
+    #[test]
+    fn reply_writers_fill_out_header_and_payload_sz() {
+        let b = buffers(1);
+        let mut e = b.take_entries().unwrap().next().unwrap();
+        e.header_mut().ring_ent_in_out.commit_id = 0xabc;
+        e.reply(b"hello").unwrap();
+        let out: sys::fuse_out_header = read(&e);
+        assert_eq!((out.len, out.error, out.unique), (16 + 5, 0, 0xabc));
+        assert_eq!(e.ent_in_out().payload_sz, 5);
+        assert_eq!(e.payload(), b"hello");
+
+        e.set_error(libc::ENOENT).unwrap();
+        let out: sys::fuse_out_header = read(&e);
+        assert_eq!((out.len, out.error, out.unique), (16, -libc::ENOENT, 0xabc));
+        assert_eq!(e.ent_in_out().payload_sz, 0);
+        assert_eq!(e.commit_id(), 0xabc, "writers never touch the commit id");
+
+        let attr = sys::fuse_attr_out {
+            attr_valid: 3,
+            ..Default::default()
+        };
+        e.reply_value(&attr).unwrap();
+        assert_eq!(e.ent_in_out().payload_sz, 104);
+        assert_eq!(e.payload()[..8], 3u64.to_ne_bytes());
+
+        // Bad input: typed errors, nothing written.
+        assert_eq!(e.set_error(0), Err(ReplyError::InvalidErrno(0)));
+        assert_eq!(e.set_error(512), Err(ReplyError::InvalidErrno(512)));
+        assert_eq!(e.set_error(-2), Err(ReplyError::InvalidErrno(-2)));
+        let too_long = vec![0u8; 3 * 4096 + 1];
+        assert_eq!(
+            e.reply(&too_long),
+            Err(ReplyError::TooLong {
+                len: 3 * 4096 + 1,
+                capacity: 3 * 4096
+            })
+        );
+        assert_eq!(
+            e.set_reply(3 * 4096 + 1),
+            Err(ReplyError::TooLong {
+                len: 3 * 4096 + 1,
+                capacity: 3 * 4096
+            })
+        );
+        assert_eq!(e.ent_in_out().payload_sz, 104, "unchanged by failed writes");
+        e.set_reply(3 * 4096).unwrap();
+        assert_eq!(e.ent_in_out().payload_sz, 3 * 4096);
+    }
+
+    fn read<T: Plain>(e: &Entry<'_>) -> T {
+        // SAFETY: test-only unaligned read of a plain struct from the start of the header slot.
+        unsafe { e.header_ptr().cast::<T>().read_unaligned() }
+    }
+}
