@@ -6,7 +6,7 @@ use std::{error::Error, os::fd::AsFd, path::Path, time::Duration};
 use fuse_dev::fuse_wire::{self, DecodeError, DirentBuf, Errno, InitConfig, OpenOut};
 use fuse_dev::fuse_wire::{BufferTooSmall, Operation as Op, Protocol, Request, reply, sys};
 use fuse_dev::{Channel, Mount, MountOptions};
-use fuse_uring::{Queue, QueueBuffers, QueueConfig, Ring, queue_ids};
+use fuse_uring::{FuseFd, Queue, QueueBuffers, QueueConfig, Ring, queue_ids};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 const DATA: &[u8] = b"Hello, world!\n";
@@ -62,7 +62,7 @@ fn serve_queue(queue: Queue, protocol: Protocol) -> Res<()> {
             let (head, arg, payload) = (entry.in_header(), entry.op_in(), entry.payload());
             match answer(Request::parse_split(head, arg, payload, protocol), &mut out) {
                 Some(Ok(n)) => entry.reply(&out[..n])?,
-                Some(Err(e)) => entry.set_error(-fuse_wire::out_error(e))?,
+                Some(Err(e)) => entry.set_error(e),
                 None => continue,
             }
             queue.commit_and_fetch(entry).map_err(|_| "foreign")?;
@@ -79,7 +79,8 @@ pub fn run(mount_point: &Path, allow_uring: bool) -> Res<&'static str> {
     let mut config = InitConfig::default();
     let size = fuse_wire::negotiate(&init.kernel, &config)?.uring_payload_size();
     let setup = |qid| -> Res<Queue> {
-        let buffers = QueueBuffers::new(QueueConfig::new(qid, 8, size, chan.device().as_fd()))?;
+        let dev = FuseFd::dup(chan.device().as_fd())?;
+        let buffers = QueueBuffers::new(QueueConfig::new(qid, 8, size, dev))?;
         Ok(Queue::new(buffers, Ring::builder().build(8)?)?)
     };
     let offered = allow_uring && init.kernel.offers(sys::FUSE_OVER_IO_URING);

@@ -221,7 +221,7 @@ pub use iomap_generated::{
 /// # The bit-43 conflict with mainline 7.46
 ///
 /// The 2026-02-23 posting puts `FUSE_IOMAP` at INIT bit 43. Mainline Linux 7.3 (protocol 7.46)
-/// gave bit 43 to [`FUSE_HAS_IO_URING_BUFPOOL`](crate::FUSE_HAS_IO_URING_BUFPOOL): on a mainline
+/// gave bit 43 to [`FUSE_HAS_IO_URING_BUFPOOL`]: on a mainline
 /// kernel that bit means "io_uring buffer pools", never iomap. So that the two cannot be mixed
 /// up by a program that uses both, the iomap flag has its own type, which does not combine with
 /// the mainline `u64` flags:

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fuse_kernel_sys as sys;
-use fuse_uring::{DevFd, Prefault, QueueBuffers, QueueConfig};
+use fuse_uring::{Prefault, QueueBuffers, QueueConfig};
 use io_uring::{opcode, squeue::Entry128, types};
 use rustix::mm::{MapFlags, ProtFlags};
 
@@ -25,7 +25,7 @@ const DEPTH: u32 = 256;
 const PAYLOAD: usize = 1 << 20;
 
 fn ours(prefault: Prefault) -> QueueBuffers {
-    let mut config = QueueConfig::new(0, DEPTH, PAYLOAD, DevFd::Fd(-1));
+    let mut config = QueueConfig::unbound(0, DEPTH, PAYLOAD);
     config.prefault = prefault;
     QueueBuffers::new(config).expect("QueueBuffers::new")
 }
@@ -209,7 +209,7 @@ fn baseline_commit(fd: i32, qid: u16, commit_id: u64, user_data: u64) -> Entry12
 }
 
 fn sqe_builders(c: &mut Criterion) {
-    let buffers = QueueBuffers::new(QueueConfig::new(3, 4, 8192, DevFd::Fd(5))).expect("buffers");
+    let buffers = QueueBuffers::new(QueueConfig::unbound(3, 4, 8192)).expect("buffers");
     let entry = buffers
         .take_entries()
         .expect("entries")

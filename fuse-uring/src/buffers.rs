@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use rustix::mm::{Advice, MapFlags, ProtFlags};
 
 use crate::command::Command;
-use crate::dev::DevFd;
+use crate::dev::{DevFd, FuseFd};
 use crate::entry::Entry;
 use crate::error::{BufferError, CmdError};
 use crate::layout::{HEADER_SIZE, KIND_COMMIT, Layout, SLOT_SIZE, Slot};
@@ -31,7 +31,7 @@ pub enum Prefault {
 }
 
 /// Parameters of one queue's buffers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct QueueConfig {
     /// The queue id (`0 .. number of possible CPUs`; see [`queue_ids`](crate::queue_ids)).
     pub qid: u16,
@@ -40,8 +40,9 @@ pub struct QueueConfig {
     /// Bytes of each payload buffer; at least the connection's
     /// [`payload_size`](crate::payload_size), else REGISTER fails with `EINVAL`.
     pub payload_size: usize,
-    /// The `/dev/fuse` fd (or fixed-file index) every command of these entries targets.
-    pub fd: DevFd,
+    /// The `/dev/fuse` fd (or its fixed-file index) every command of these entries targets,
+    /// kept open by the buffers; `None` for buffers bound to no device ([`QueueConfig::unbound`]).
+    pub dev: Option<FuseFd>,
     /// How memory is faulted in; [`Prefault::Lazy`] by default.
     pub prefault: Prefault,
     /// `madvise(MADV_HUGEPAGE)` on the mapping (transparent huge pages); off by default.
@@ -49,13 +50,27 @@ pub struct QueueConfig {
 }
 
 impl QueueConfig {
-    /// Lazily faulted buffers of `depth` entries for queue `qid` on `fd`, without huge pages.
-    pub fn new(qid: u16, depth: u32, payload_size: usize, fd: impl Into<DevFd>) -> QueueConfig {
+    /// Lazily faulted buffers of `depth` entries for queue `qid` of the connection of `dev`,
+    /// without huge pages.
+    pub fn new(qid: u16, depth: u32, payload_size: usize, dev: FuseFd) -> QueueConfig {
         QueueConfig {
             qid,
             depth,
             payload_size,
-            fd: fd.into(),
+            dev: Some(dev),
+            prefault: Prefault::Lazy,
+            huge_pages: false,
+        }
+    }
+
+    /// Buffers bound to no device: their SQEs target fd -1, so the kernel completes every
+    /// command with `EBADF`. For tests, benchmarks and fuzzing of everything but the kernel.
+    pub fn unbound(qid: u16, depth: u32, payload_size: usize) -> QueueConfig {
+        QueueConfig {
+            qid,
+            depth,
+            payload_size,
+            dev: None,
             prefault: Prefault::Lazy,
             huge_pages: false,
         }
@@ -80,6 +95,8 @@ pub struct QueueBuffers {
     layout: Layout,
     qid: u16,
     fd: DevFd,
+    /// Keeps the fd `fd` names open for as long as anything can build an SQE for it.
+    dev: Option<FuseFd>,
     taken: AtomicBool,
 }
 
@@ -133,11 +150,13 @@ impl QueueBuffers {
         .map_err(|e| BufferError::Map(e.into()))?;
         let base = NonNull::new(base.cast::<u8>()).ok_or(BufferError::Map(Errno::NOMEM.into()))?;
         // From here on, drop unmaps.
+        let fd = config.dev.as_ref().map_or(DevFd::Fd(-1), FuseFd::dev_fd);
         let buffers = QueueBuffers {
             base,
             layout,
             qid: config.qid,
-            fd: config.fd,
+            fd,
+            dev: config.dev,
             taken: AtomicBool::new(false),
         };
         if config.huge_pages {
@@ -158,7 +177,7 @@ impl QueueBuffers {
                         iov_len: layout.payload_size,
                     },
                 ],
-                fd: config.fd,
+                fd,
                 qid: config.qid,
                 index,
             };
@@ -201,9 +220,14 @@ impl QueueBuffers {
         self.qid
     }
 
-    /// The fd every command of these entries targets.
+    /// The fd every command of these entries targets (fd -1 for unbound buffers).
     pub fn fd(&self) -> DevFd {
         self.fd
+    }
+
+    /// The `/dev/fuse` fd these buffers keep open, unless they are unbound.
+    pub fn dev(&self) -> Option<&FuseFd> {
+        self.dev.as_ref()
     }
 
     /// Start and length of the mapping, for example to `mbind(2)` it to a NUMA node or to
@@ -364,11 +388,11 @@ pub struct Completion<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sqe::tests::{IOSQE_FIXED_FILE_BIT, decode};
+    use crate::sqe::tests::decode;
     use fuse_kernel_sys as sys;
 
     pub(crate) fn buffers(depth: u32) -> QueueBuffers {
-        QueueBuffers::new(QueueConfig::new(2, depth, 3 * 4096, DevFd::Fixed(1))).unwrap()
+        QueueBuffers::new(QueueConfig::unbound(2, depth, 3 * 4096)).unwrap()
     }
 
     #[test]
@@ -414,8 +438,8 @@ pub(crate) mod tests {
         assert_eq!(d.addr, iov_addr);
         assert_eq!(d.len, 2);
         assert_eq!(d.cmd_qid, 2);
-        assert_eq!(d.fd, 1);
-        assert_eq!(d.flags, 1 << IOSQE_FIXED_FILE_BIT);
+        assert_eq!(d.fd, -1, "unbound buffers target fd -1");
+        assert_eq!(d.flags, 0);
         assert_eq!(
             d.user_data, iov_addr,
             "REGISTER user_data is the slot address"
@@ -483,7 +507,7 @@ pub(crate) mod tests {
 
     #[test]
     fn lazy_allocation_touches_only_the_slot_records() {
-        let b = QueueBuffers::new(QueueConfig::new(0, 64, 1 << 20, DevFd::Fd(-1))).unwrap();
+        let b = QueueBuffers::new(QueueConfig::unbound(0, 64, 1 << 20)).unwrap();
         let (base, len) = b.mapping();
         let resident = resident_pages(base.as_ptr(), len);
         let records_pages = (64 * 64usize).div_ceil(rustix::param::page_size());
@@ -497,7 +521,7 @@ pub(crate) mod tests {
     fn prefault_options_make_memory_resident() {
         let page = rustix::param::page_size();
         for prefault in [Prefault::MapPopulate, Prefault::PopulateWrite] {
-            let mut config = QueueConfig::new(0, 4, 64 * 1024, DevFd::Fd(-1));
+            let mut config = QueueConfig::unbound(0, 4, 64 * 1024);
             config.prefault = prefault;
             config.huge_pages = prefault == Prefault::PopulateWrite;
             let b = QueueBuffers::new(config).unwrap();

@@ -6,13 +6,14 @@ use std::mem::size_of;
 use std::ptr::{self, NonNull};
 
 use fuse_kernel_sys as sys;
+use fuse_kernel_sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 use io_uring::squeue::Entry128;
+use rustix::io::Errno;
 
 use crate::buffers::QueueBuffers;
 use crate::command::Command;
 use crate::error::ReplyError;
 use crate::layout::{KIND_COMMIT, Slot};
-use crate::plain::Plain;
 use crate::sqe;
 
 /// The token of one ring entry: a pointer-sized value whose possession is the right to read
@@ -149,15 +150,14 @@ impl<'a> Entry<'a> {
 
     /// The opcode's fixed argument as a struct (an unaligned copy), or `None` when `op_in` is
     /// shorter than `T`.
+    ///
+    /// `T` is any `fuse-kernel-sys` struct (they derive zerocopy's `FromBytes`, the compile-time
+    /// proof that every bit pattern is a valid value), for example `fuse_read_in`.
     #[inline]
-    pub fn op_in_as<T: Plain>(&self) -> Option<T> {
-        let bytes = self.op_in();
-        if bytes.len() < size_of::<T>() {
-            return None;
-        }
-        // SAFETY: `bytes` has at least size_of::<T>() readable bytes, and `T: Plain` is valid
-        // for every bit pattern; `read_unaligned` needs no alignment.
-        Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+    pub fn op_in_as<T: FromBytes>(&self) -> Option<T> {
+        T::read_from_prefix(self.op_in())
+            .ok()
+            .map(|(value, _)| value)
     }
 
     /// The size of the payload buffer (what REGISTER announced in `iov[1].iov_len`).
@@ -195,7 +195,8 @@ impl<'a> Entry<'a> {
     /// request's `unique`).
     ///
     /// # Errors
-    /// [`ReplyError::TooLong`] when `len` exceeds the payload buffer (nothing is written).
+    /// [`ReplyError::TooLong`] exactly when `len > payload_capacity()` (nothing is written);
+    /// `len == 0` never fails.
     #[inline]
     pub fn set_reply(&mut self, len: usize) -> Result<(), ReplyError> {
         let capacity = self.payload_capacity();
@@ -210,24 +211,28 @@ impl<'a> Entry<'a> {
     }
 
     /// Writes an error reply: `fuse_out_header { len: 16, error: -errno, unique }` and
-    /// `payload_sz = 0`.
+    /// `payload_sz = 0`. Cannot fail.
     ///
-    /// # Errors
-    /// [`ReplyError::InvalidErrno`] unless `1 <= errno <= 511` (nothing is written).
+    /// The kernel accepts only errno values below 512 (`ERESTARTSYS`) and fails the request
+    /// with `EINVAL` otherwise; an errno of 512 or more (for example `ENOTSUPP`, 524, which
+    /// some drivers leak) is sent as `EIO`, the same rule as `fuse-wire`'s `out_error`.
+    /// `Errno` is rustix's (`rustix::io::Errno`, for example `Errno::NOSYS`), which
+    /// `fuse-uring` re-exports.
     #[inline]
-    pub fn set_error(&mut self, errno: i32) -> Result<(), ReplyError> {
-        if !(1..=511).contains(&errno) {
-            return Err(ReplyError::InvalidErrno(errno));
-        }
-        self.write_out_header(size_of::<sys::fuse_out_header>() as u32, -errno, 0);
-        Ok(())
+    pub fn set_error(&mut self, errno: Errno) {
+        let raw = match errno.raw_os_error() {
+            e @ 1..=511 => e,
+            _ => Errno::IO.raw_os_error(),
+        };
+        self.write_out_header(size_of::<sys::fuse_out_header>() as u32, -raw, 0);
     }
 
     /// Copies `data` into the payload buffer and sets the reply header
     /// ([`set_reply`](Entry::set_reply)).
     ///
     /// # Errors
-    /// [`ReplyError::TooLong`] when `data` does not fit (nothing is written).
+    /// [`ReplyError::TooLong`] exactly when `data.len() > payload_capacity()` (nothing is
+    /// written).
     #[inline]
     pub fn reply(&mut self, data: &[u8]) -> Result<(), ReplyError> {
         let capacity = self.payload_capacity();
@@ -244,16 +249,17 @@ impl<'a> Entry<'a> {
     /// Copies a reply struct (for example `fuse_attr_out`) into the payload buffer and sets
     /// the reply header.
     ///
+    /// `T` is any `fuse-kernel-sys` struct with a byte view (zerocopy's `IntoBytes`, proven at
+    /// compile time: no padding).
+    ///
     /// # Errors
-    /// [`ReplyError::TooLong`] when it does not fit (never for a ≥ 8192-byte buffer).
+    /// [`ReplyError::TooLong`] exactly when `size_of::<T>() > payload_capacity()`: never with
+    /// a payload buffer of its own (at least 8192 bytes, more than any reply struct); with a
+    /// buffer pool, for a request the kernel gave no buffer (see
+    /// [`payload_capacity`](Entry::payload_capacity)).
     #[inline]
-    pub fn reply_value<T: Plain>(&mut self, value: &T) -> Result<(), ReplyError> {
-        // SAFETY: `T: Plain` has no padding, so all size_of::<T>() bytes behind the reference
-        // are initialised; the slice borrows `value`.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(ptr::from_ref(value).cast::<u8>(), size_of::<T>())
-        };
-        self.reply(bytes)
+    pub fn reply_value<T: IntoBytes + Immutable>(&mut self, value: &T) -> Result<(), ReplyError> {
+        self.reply(value.as_bytes())
     }
 
     #[inline(always)]
@@ -380,7 +386,7 @@ mod tests {
         assert_eq!(e.ent_in_out().payload_sz, 5);
         assert_eq!(e.payload(), b"hello");
 
-        e.set_error(libc::ENOENT).unwrap();
+        e.set_error(Errno::NOENT);
         let out: sys::fuse_out_header = read(&e);
         assert_eq!((out.len, out.error, out.unique), (16, -libc::ENOENT, 0xabc));
         assert_eq!(e.ent_in_out().payload_sz, 0);
@@ -394,10 +400,18 @@ mod tests {
         assert_eq!(e.ent_in_out().payload_sz, 104);
         assert_eq!(e.payload()[..8], 3u64.to_ne_bytes());
 
+        // An errno the kernel would refuse (>= 512, such as ENOTSUPP 524) is sent as EIO; the
+        // largest accepted one (511) as is.
+        e.set_error(Errno::from_raw_os_error(524));
+        let out: sys::fuse_out_header = read(&e);
+        assert_eq!((out.len, out.error), (16, -libc::EIO));
+        e.set_error(Errno::from_raw_os_error(512));
+        assert_eq!(read::<sys::fuse_out_header>(&e).error, -libc::EIO);
+        e.set_error(Errno::from_raw_os_error(511));
+        assert_eq!(read::<sys::fuse_out_header>(&e).error, -511);
+        e.reply_value(&attr).unwrap();
+
         // Bad input: typed errors, nothing written.
-        assert_eq!(e.set_error(0), Err(ReplyError::InvalidErrno(0)));
-        assert_eq!(e.set_error(512), Err(ReplyError::InvalidErrno(512)));
-        assert_eq!(e.set_error(-2), Err(ReplyError::InvalidErrno(-2)));
         let too_long = vec![0u8; 3 * 4096 + 1];
         assert_eq!(
             e.reply(&too_long),
@@ -418,8 +432,9 @@ mod tests {
         assert_eq!(e.ent_in_out().payload_sz, 3 * 4096);
     }
 
-    fn read<T: Plain>(e: &Entry<'_>) -> T {
-        // SAFETY: test-only unaligned read of a plain struct from the start of the header slot.
-        unsafe { e.header_ptr().cast::<T>().read_unaligned() }
+    fn read<T: FromBytes>(e: &Entry<'_>) -> T {
+        T::read_from_prefix(e.header().in_out.as_bytes())
+            .expect("in_out holds the struct")
+            .0
     }
 }

@@ -237,9 +237,6 @@ pub enum ReplyError {
         /// The payload buffer's size.
         capacity: usize,
     },
-    /// The errno is not in `1..=511`: the kernel only accepts `fuse_out_header.error` values
-    /// in `-511..=0` and fails the request with `EINVAL` otherwise.
-    InvalidErrno(i32),
 }
 
 impl fmt::Display for ReplyError {
@@ -249,9 +246,6 @@ impl fmt::Display for ReplyError {
                 f,
                 "reply of {len} bytes does not fit in the {capacity}-byte payload buffer"
             ),
-            ReplyError::InvalidErrno(e) => {
-                write!(f, "errno {e} is outside 1..=511, which the kernel accepts")
-            }
         }
     }
 }
@@ -328,7 +322,11 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         let e: io::Error = BufferError::Map(io::Error::from_raw_os_error(libc::ENOMEM)).into();
         assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
-        let e: io::Error = ReplyError::InvalidErrno(0).into();
+        let e: io::Error = ReplyError::TooLong {
+            len: 2,
+            capacity: 1,
+        }
+        .into();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -202,11 +202,11 @@ mod tests {
         ));
         // QueueBuffers::new reports the same errors.
         assert!(matches!(
-            QueueBuffers::new(QueueConfig::new(0, 0, 1 << 20, DevFd::Fd(-1))),
+            QueueBuffers::new(QueueConfig::unbound(0, 0, 1 << 20)),
             Err(BufferError::ZeroDepth)
         ));
         assert!(matches!(
-            QueueBuffers::new(QueueConfig::new(0, 4, 4096, DevFd::Fd(-1))),
+            QueueBuffers::new(QueueConfig::unbound(0, 4, 4096)),
             Err(BufferError::PayloadTooSmall { .. })
         ));
     }

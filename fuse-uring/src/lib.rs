@@ -30,14 +30,14 @@
 //!
 //! ```no_run
 //! use std::io;
-//! use std::os::fd::BorrowedFd;
 //!
 //! use fuse_kernel_sys as sys;
-//! use fuse_uring::{Queue, QueueBuffers, QueueConfig};
+//! use fuse_uring::{Errno, FuseFd, Queue, QueueBuffers, QueueConfig};
 //!
 //! /// Serves queue `qid` of a mounted connection whose INIT reply (with FUSE_OVER_IO_URING)
-//! /// was `init_out`, until the connection goes away.
-//! fn serve_queue(dev: BorrowedFd<'_>, qid: u16, init_out: &sys::fuse_init_out) -> io::Result<()> {
+//! /// was `init_out`, until the connection goes away. `dev` is the connection's `/dev/fuse` fd
+//! /// (`FuseFd::new(Arc::new(fd))?`, checked once); the queue keeps it open.
+//! fn serve_queue(dev: FuseFd, qid: u16, init_out: &sys::fuse_init_out) -> io::Result<()> {
 //!     const DEPTH: u32 = 16;
 //!     // All entries of the queue in one mapping, payload buffers sized from INIT.
 //!     let size = fuse_uring::payload_size(init_out);
@@ -71,7 +71,7 @@
 //!                     entry.payload_mut()[..n].fill(b'x');
 //!                     entry.set_reply(n)?;
 //!                 }
-//!                 _ => entry.set_error(libc::ENOSYS)?,
+//!                 _ => entry.set_error(Errno::NOSYS),
 //!             }
 //!             // 5. COMMIT_AND_FETCH: deliver the reply and wait for the next request here.
 //!             queue.commit_and_fetch(entry)?;
@@ -165,27 +165,41 @@
 //! through the CQE and what it means. Developed and tested on Linux 6.18.
 
 #![deny(missing_docs)]
+// `unsafe` only where it is needed, each module saying why; everything else is checked to
+// have none.
+#![deny(unsafe_code)]
 
+// The mapping (mmap/madvise/munmap), the slot records, and minting tokens from completions.
+#[allow(unsafe_code)]
 mod buffers;
 mod command;
 mod dev;
+// Access to the entry's buffers through the token.
+#[allow(unsafe_code)]
 mod entry;
 mod error;
 mod layout;
-mod plain;
+// Pushing SQEs to and popping CQEs from the ring it owns.
+#[allow(unsafe_code)]
 mod queue;
-pub mod setup;
+mod setup;
+// Writing `addr`/`len` into the SQE at their ABI offsets.
+#[allow(unsafe_code)]
 pub mod sqe;
 
 pub use buffers::{Completion, Entries, Prefault, QueueBuffers, QueueConfig};
 pub use command::Command;
-pub use dev::DevFd;
+pub use dev::{DevFd, FUSE_DEV_MAJOR, FUSE_DEV_MINOR, FuseFd, NotFuseDevice};
 pub use entry::Entry;
 pub use error::{BufferError, CmdError, ReplyError};
 pub use layout::{HEADER_SIZE, Layout, MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, SLOT_SIZE};
-pub use plain::Plain;
 pub use queue::{Completions, ForeignEntry, Queue, Ring};
+/// rustix's errno type, which [`Entry::set_error`] and [`CmdError::errno`] use (re-exported so
+/// that users name the same version: `fuse_uring::Errno::NOSYS`).
+pub use rustix::io::Errno;
 pub use setup::{
-    ENABLE_URING_PARAM, Unsupported, UringSupport, check_init, payload_size, payload_size_for,
-    possible_cpus, queue_count, queue_ids, ring_builder, uring_support,
+    CpuListError, ENABLE_URING_PARAM, KERNEL_DEFAULT_MAX_PAGES, POSSIBLE_CPUS_PATH,
+    REQUIRED_SETUP_FLAGS, URING_MIN_MINOR, Unsupported, UringSupport, check_init, parse_cpu_list,
+    payload_size, payload_size_for, possible_cpus, queue_count, queue_ids, ring_builder,
+    uring_support,
 };

@@ -93,15 +93,14 @@ impl fmt::Debug for Queue {
 
 impl Queue {
     /// Puts `buffers` and `ring` together. The ring should be fresh (nothing of its own in
-    /// flight) and is used by this `Queue` only; a fixed-file fd ([`DevFd::Fixed`]) must
+    /// flight) and is used by this `Queue` only; a fixed-file index
+    /// ([`FuseFd::with_fixed_index`](crate::FuseFd::with_fixed_index)) must
     /// already be registered with it.
     ///
     /// # Errors
     /// `InvalidInput` when the entries of `buffers` were already taken (they could be in the
     /// kernel through another ring), or when the ring's submission queue is smaller than the
     /// depth (then every SQE always fits).
-    ///
-    /// [`DevFd::Fixed`]: crate::DevFd::Fixed
     pub fn new(buffers: QueueBuffers, ring: Ring) -> io::Result<Queue> {
         if ring.params().sq_entries() < buffers.layout().depth() {
             return Err(io::Error::new(
@@ -302,23 +301,23 @@ impl<'q> Iterator for Completions<'q> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Command, DevFd, QueueConfig};
+    use crate::{Command, QueueConfig};
     use rustix::io::Errno;
 
-    fn buffers(depth: u32, fd: DevFd) -> QueueBuffers {
-        QueueBuffers::new(QueueConfig::new(0, depth, 8192, fd)).unwrap()
+    fn buffers(depth: u32) -> QueueBuffers {
+        QueueBuffers::new(QueueConfig::unbound(0, depth, 8192)).unwrap()
     }
 
     #[test]
     fn new_refuses_taken_entries_and_small_rings() {
-        let taken = buffers(2, DevFd::Fd(-1));
+        let taken = buffers(2);
         let _entries = taken.take_entries().unwrap();
         let ring = Ring::builder().build(2).unwrap();
         let e = Queue::new(taken, ring).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
 
         let ring = Ring::builder().build(4).unwrap();
-        let e = Queue::new(buffers(8, DevFd::Fd(-1)), ring).unwrap_err();
+        let e = Queue::new(buffers(8), ring).unwrap_err();
         assert!(
             e.to_string().contains("smaller than the queue depth"),
             "{e}"
@@ -329,8 +328,7 @@ mod tests {
     /// accounting is observable without root.
     #[test]
     fn every_pushed_command_comes_back_once() {
-        let queue =
-            Queue::new(buffers(3, DevFd::Fd(-1)), Ring::builder().build(4).unwrap()).unwrap();
+        let queue = Queue::new(buffers(3), Ring::builder().build(4).unwrap()).unwrap();
         queue.register_all().unwrap();
         assert_eq!(queue.in_kernel(), 3);
         assert!(queue.register_all().is_err(), "entries are registered once");
@@ -367,9 +365,8 @@ mod tests {
 
     #[test]
     fn foreign_entries_are_handed_back() {
-        let queue =
-            Queue::new(buffers(1, DevFd::Fd(-1)), Ring::builder().build(1).unwrap()).unwrap();
-        let other = buffers(1, DevFd::Fd(-1));
+        let queue = Queue::new(buffers(1), Ring::builder().build(1).unwrap()).unwrap();
+        let other = buffers(1);
         let entry = other.take_entries().unwrap().next().unwrap();
         let err = queue.commit_and_fetch(entry).unwrap_err();
         assert!(err.to_string().contains("does not belong"), "{err}");

@@ -102,6 +102,12 @@ pub fn check_init(init_in: &sys::fuse_init_in) -> Result<(), Unsupported> {
 /// The payload buffer size the kernel requires of every REGISTER:
 /// `max(FUSE_MIN_READ_BUFFER, max_write, max_pages * page_size)`.
 ///
+/// The rule has one home: `fuse-wire`'s `Negotiated::uring_payload_size()` (and its
+/// `init::payload_size_for`), which servers built on `fuse-wire` should use. This function and
+/// [`payload_size`] are the same formula for servers that only hold a raw `fuse_init_out`; a
+/// test (`tests/payload_rule.rs`) keeps them equal. With a buffer pool (7.46) the kernel cuts
+/// the pool into buffers of exactly this size.
+///
 /// `max_pages` is the number of pages per request the kernel uses: the INIT reply's
 /// `max_pages` when it negotiates `FUSE_MAX_PAGES`, else [`KERNEL_DEFAULT_MAX_PAGES`]. A larger
 /// buffer is always accepted. Saturates instead of overflowing.

@@ -7,7 +7,7 @@
 //! compile time. The command area holds a `fuse_uring_cmd_req` of `fuse-kernel-sys`, written
 //! field by field at the offsets of that struct into zeroed bytes: since 7.46 the struct ends in
 //! a union whose members differ in size, so its bytes as a whole are not all initialised and
-//! are never copied (see [`CmdArea`]). The bytes past what a command uses stay zero, which is
+//! are never copied. The bytes past what a command uses stay zero, which is
 //! what kernels before 7.46 (24-byte struct) and 7.46 (40 bytes) both expect.
 //!
 //! Most servers use [`Entry::register`](crate::Entry::register) and
@@ -17,7 +17,7 @@
 use std::mem::{offset_of, size_of};
 use std::os::fd::RawFd;
 
-pub use crate::dev::DevFd;
+use crate::dev::DevFd;
 
 use fuse_kernel_sys as sys;
 use io_uring::{opcode, squeue, squeue::Entry128, types};

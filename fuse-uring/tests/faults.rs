@@ -7,7 +7,6 @@
 //! process has exactly the fds (`/dev/fuse`, the rings) and mappings (the rings, the entry
 //! buffers) it had before.
 
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,8 +26,13 @@ fn uring_opts() -> InitOptions {
 
 /// One `Queue` of `depth` entries for `qid` on `dev`, with a plain ring of its own.
 fn queue(dev: &Arc<std::os::fd::OwnedFd>, qid: u16, depth: u32, payload: usize) -> Queue {
-    let buffers = QueueBuffers::new(QueueConfig::new(qid, depth, payload, dev.as_fd()))
-        .expect("queue buffers");
+    let buffers = QueueBuffers::new(QueueConfig::new(
+        qid,
+        depth,
+        payload,
+        fuse_uring::FuseFd::new(dev.clone()).expect("/dev/fuse"),
+    ))
+    .expect("queue buffers");
     Queue::new(buffers, IoUring::builder().build(depth).expect("ring")).expect("queue")
 }
 
@@ -136,7 +140,7 @@ fn abort_with_entries_registered_returns_every_entry_and_unmaps() {
     assert!(!held.payload().is_empty(), "the LOOKUP carries its name");
 
     // Answering the aborted request: its COMMIT_AND_FETCH fails like every idle entry.
-    held.set_error(libc::ENOENT).expect("error reply");
+    held.set_error(fuse_uring::Errno::NOENT);
     queues[0].commit_and_fetch(held).expect("own entry");
     let errors: Vec<CmdError> = queues.iter().flat_map(drain).collect();
     eprintln!("after the abort: {errors:?}");

@@ -15,10 +15,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
-use fuse_uring::{Command, DevFd, Entry, Queue, QueueBuffers, QueueConfig, Ring};
+use fuse_uring::{Command, Entry, FuseFd, Queue, QueueBuffers, QueueConfig, Ring};
 use io_uring::{IoUring, cqueue, squeue, types};
 use rustix::io::Errno;
 use testkit::{Counters, Handler, InitOptions, MemFs, Reply, Request, Session};
+
+/// The checked, shared `/dev/fuse` fd of a queue.
+fn fuse_fd(dev: &Arc<OwnedFd>) -> FuseFd {
+    FuseFd::new(dev.clone()).expect("/dev/fuse is the FUSE device")
+}
 
 /// The longest any single wait in these tests may take before the test aborts the connection.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -104,10 +109,11 @@ fn serve_queue(
     counters: &Counters,
     ready: &mpsc::Sender<Result<(), String>>,
 ) -> Result<Report, String> {
+    let dev = FuseFd::new(config.dev.clone()).map_err(|e| format!("device: {e}"))?;
     let fd = if config.fixed_fd {
-        DevFd::Fixed(0)
+        dev.with_fixed_index(0)
     } else {
-        DevFd::from(config.dev.as_fd())
+        dev
     };
     let buffers = QueueBuffers::new(QueueConfig::new(
         config.qid,
@@ -189,8 +195,14 @@ fn handle(
             }
             entry.reply(&data)
         }
-        Reply::Error(errno) => entry.set_error(errno),
-        Reply::None => entry.set_error(libc::ENOSYS),
+        Reply::Error(errno) => {
+            entry.set_error(Errno::from_raw_os_error(errno));
+            Ok(())
+        }
+        Reply::None => {
+            entry.set_error(Errno::NOSYS);
+            Ok(())
+        }
     };
     written.map_err(|e| format!("reply: {e}"))
 }
@@ -643,9 +655,9 @@ fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
         .expect("ring");
 
     // A /dev/fuse fd that no mount uses: EPERM on 6.18 (ENOTCONN on 6.14-6.17).
-    let loose = testkit::open_dev().expect("open /dev/fuse");
+    let loose = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     let buffers =
-        QueueBuffers::new(QueueConfig::new(0, 1, 128 * 1024, loose.as_fd())).expect("buffers");
+        QueueBuffers::new(QueueConfig::new(0, 1, 128 * 1024, fuse_fd(&loose))).expect("buffers");
     let entry = buffers.take_entries().unwrap().next().unwrap();
     let done = one_completion(&mut ring, &buffers, entry.register());
     let errno = done.result.expect_err("unmounted fd").errno();
@@ -658,7 +670,7 @@ fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     let mut mount = testkit::Mount::new(dev.as_fd()).expect("mount");
     let early =
-        QueueBuffers::new(QueueConfig::new(0, 1, 128 * 1024, dev.as_fd())).expect("buffers");
+        QueueBuffers::new(QueueConfig::new(0, 1, 128 * 1024, fuse_fd(&dev))).expect("buffers");
     let entry = early.take_entries().unwrap().next().unwrap();
     let done = one_completion(&mut ring, &early, entry.register());
     expect_error(&done, Command::Register, Errno::AGAIN);
@@ -697,8 +709,9 @@ fn bad_register_and_commit_input_yield_kernel_errno() {
         .expect("ring");
 
     // qid out of range: EINVAL, and the entry comes back.
-    let out_of_range = QueueBuffers::new(QueueConfig::new(nr_queues, 1, payload_size, dev.as_fd()))
-        .expect("buffers");
+    let out_of_range =
+        QueueBuffers::new(QueueConfig::new(nr_queues, 1, payload_size, fuse_fd(&dev)))
+            .expect("buffers");
     let entry = out_of_range.take_entries().unwrap().next().unwrap();
     let done = one_completion(&mut ring, &out_of_range, entry.register());
     expect_error(&done, Command::Register, Errno::INVAL);
@@ -711,7 +724,7 @@ fn bad_register_and_commit_input_yield_kernel_errno() {
 
     // Payload buffer below the negotiated maximum (but above the kernel's 8192 minimum, which
     // QueueBuffers itself enforces): EINVAL.
-    let small = QueueBuffers::new(QueueConfig::new(0, 2, payload_size - 4096, dev.as_fd()))
+    let small = QueueBuffers::new(QueueConfig::new(0, 2, payload_size - 4096, fuse_fd(&dev)))
         .expect("buffers");
     let mut entries = small.take_entries().unwrap();
     let done = one_completion(&mut ring, &small, entries.next().unwrap().register());
@@ -763,7 +776,7 @@ fn dropping_a_queue_with_entries_in_the_kernel_leaks_its_buffers() {
     let payload_size = fuse_uring::payload_size(&session.negotiated.init_out);
     let mut mappings = Vec::new();
     for qid in fuse_uring::queue_ids().expect("possible CPUs") {
-        let buffers = QueueBuffers::new(QueueConfig::new(qid, 2, payload_size, dev.as_fd()))
+        let buffers = QueueBuffers::new(QueueConfig::new(qid, 2, payload_size, fuse_fd(&dev)))
             .expect("buffers");
         let queue = Queue::new(buffers, IoUring::builder().build(2).expect("ring")).expect("queue");
         queue.register_all().expect("register");

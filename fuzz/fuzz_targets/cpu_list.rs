@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match fuse_uring::setup::parse_cpu_list(text) {
+    match fuse_uring::parse_cpu_list(text) {
         Ok(cpus) => {
             assert!(!cpus.is_empty() && cpus.len() <= 1 << 16, "{text:?}");
             assert!(

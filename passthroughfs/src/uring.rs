@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use fuse_kernel_sys as sys;
-use fuse_uring::{Queue, QueueBuffers, QueueConfig};
-use fuse_wire::{Protocol, Request, out_error};
+use fuse_uring::{Errno, FuseFd, Queue, QueueBuffers, QueueConfig};
+use fuse_wire::{Protocol, Request};
 
 use crate::fs::{Fs, Outcome};
 use crate::stats::Transport;
@@ -138,7 +138,8 @@ fn serve_queue(
         pin_to_cpu(qid);
     }
     let payload = payload_for_queue(qid, payload);
-    let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev.as_fd()))?;
+    let dev = FuseFd::dup(dev.as_fd())?;
+    let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev))?;
     let ring = fuse_uring::ring_builder().build(DEPTH)?;
     // The queue owns buffers and ring: no unsafe here, and if it is dropped while the kernel
     // still holds entries it leaks the buffers instead of unmapping them.
@@ -178,15 +179,17 @@ fn serve_queue(
                     Ok(req) => fs.dispatch(&req, entry.payload_mut()),
                     Err(e) => Outcome::Error(e.errno()),
                 };
-            let written = match outcome {
-                Outcome::Reply(n) => entry.set_reply(n),
-                Outcome::Error(e) => entry.set_error(-out_error(e)),
+            match outcome {
+                Outcome::Reply(n) => {
+                    if entry.set_reply(n).is_err() {
+                        // Unreachable with replies bounded by the payload buffer; fail the
+                        // request.
+                        entry.set_error(Errno::IO);
+                    }
+                }
+                Outcome::Error(e) => entry.set_error(e),
                 // FORGET and INTERRUPT never come through the ring; answer defensively.
-                Outcome::NoReply => entry.set_error(libc::ENOSYS),
-            };
-            if written.is_err() {
-                // Unreachable with replies bounded by the payload buffer; fail the request.
-                let _ = entry.set_error(libc::EIO);
+                Outcome::NoReply => entry.set_error(Errno::NOSYS),
             }
             if queue.commit_and_fetch(entry).is_err() {
                 return Err(io::Error::other("an entry of another queue came back here"));

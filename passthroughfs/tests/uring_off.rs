@@ -82,7 +82,8 @@ fn with_enable_uring_off_library_and_example_say_so_and_dev_fuse_works() {
     assert!(e.to_string().contains("enable_uring"), "{e}");
     // A server that registers anyway gets EOPNOTSUPP, reported as "unavailable".
     let payload = fuse_uring::payload_size(&session.negotiated.init_out);
-    let buffers = QueueBuffers::new(QueueConfig::new(0, 1, payload, dev.as_fd())).expect("buffers");
+    let dev = fuse_uring::FuseFd::dup(dev.as_fd()).expect("/dev/fuse");
+    let buffers = QueueBuffers::new(QueueConfig::new(0, 1, payload, dev)).expect("buffers");
     let queue =
         Queue::new(buffers, fuse_uring::ring_builder().build(1).expect("ring")).expect("queue");
     queue.register_all().expect("submit REGISTER");
