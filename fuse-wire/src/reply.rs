@@ -43,6 +43,14 @@ impl fmt::Display for BufferTooSmall {
 
 impl std::error::Error for BufferTooSmall {}
 
+/// `ERANGE` ([`BufferTooSmall::errno`]), so that `?` works in handlers returning
+/// `Result<_, Errno>`.
+impl From<BufferTooSmall> for Errno {
+    fn from(e: BufferTooSmall) -> Errno {
+        e.errno()
+    }
+}
+
 /// The value for `fuse_out_header.error`: `-errno`.
 ///
 /// The kernel accepts only 0 and `-1..=-511` and rejects the whole reply otherwise (the
@@ -292,6 +300,15 @@ mod tests {
         assert_eq!(out_error(Errno::from_raw_os_error(512)), -5);
         assert_eq!(out_error(Errno::from_raw_os_error(524)), -5);
         assert_eq!(out_error(Errno::from_raw_os_error(4095)), -5);
+    }
+
+    #[test]
+    fn a_reply_too_large_is_erange_through_question_mark() {
+        fn handler(out: &mut [u8]) -> Result<usize, Errno> {
+            Ok(write(out, 1)?)
+        }
+        assert_eq!(handler(&mut [0; 4]), Err(Errno::RANGE));
+        assert_eq!(handler(&mut [0; 8]), Ok(8));
     }
 
     #[test]
