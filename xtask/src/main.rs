@@ -25,9 +25,9 @@ commands:
                              against the native file system and libfuse's passthrough_hp
                              (built on first use from Debian sid's fuse3 source, cached in
                              target/bench/libfuse-*) in the same run, with ratios.
-                             Full: 3 repetitions (about 15 min); --quick: 1 repetition,
-                             5 s random reads (under 5 min); --smoke: small files, about
-                             1 min (CI). Writes results.md, results.json and ratios.svg to
+                             Full: 3 repetitions (about 25 min); --quick: 1 repetition,
+                             5 s random reads (about 5 min); --smoke: small files, about
+                             2 min (CI). Writes results.md, results.json and ratios.svg to
                              target/bench/ (or DIR). LIST: comma-separated, of native,
                              dev-served, dev-passthrough, uring-served, uring-passthrough,
                              libfuse-dev, libfuse-uring, libfuse-uring-passthrough (native
