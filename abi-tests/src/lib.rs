@@ -16,13 +16,15 @@
 use std::ffi::c_ulonglong;
 use std::fmt;
 
-/// The tables the build script generated from the headers.
-#[allow(missing_docs, clippy::all)]
+/// The tables the build script generated from the headers (union fields are addressed with
+/// `&raw const` in `unsafe` blocks: generated code, allowed here only).
+#[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod tables {
     use crate::{Entry, HeaderItems, Kind, Rust};
     include!(concat!(env!("OUT_DIR"), "/tables.rs"));
 }
 
+#[allow(unsafe_code)]
 unsafe extern "C" {
     // Defined by the C probes (OUT_DIR/abi_probe_*.c) with exactly these lengths: the build
     // script writes the C definition and these lengths from the same list.
@@ -381,6 +383,7 @@ fn pair(entries: Vec<Entry>, c: &[u64], c_len: usize) -> Result<Vec<Probed>, Str
 }
 
 /// `fuse_kernel.h` and `fuse_iomap.h` as the C compiler sees them, paired with the Rust items.
+#[allow(unsafe_code)] // reads a C probe's array
 pub fn probed_ours() -> Result<Vec<Probed>, String> {
     // SAFETY: `abi_probe_ours` is an immutable `const unsigned long long[OURS_C_SYMBOL_LEN]`
     // defined by the C probe; `c_ulonglong` is `u64` on every Linux target.
@@ -390,6 +393,7 @@ pub fn probed_ours() -> Result<Vec<Probed>, String> {
 
 /// The distro's `<linux/fuse.h>` as the C compiler sees it, for the items `fuse_kernel.h`
 /// also has, paired with the Rust items (empty when the header was absent at build time).
+#[allow(unsafe_code)] // reads a C probe's array
 pub fn probed_distro() -> Result<Vec<Probed>, String> {
     // SAFETY: as in `probed_ours`, for the distro probe's array.
     let c: &'static [u64; tables::DISTRO_C_SYMBOL_LEN] = unsafe { &abi_probe_distro };
@@ -399,6 +403,7 @@ pub fn probed_distro() -> Result<Vec<Probed>, String> {
 /// The official 7.46 `<linux/fuse.h>` (Linux 7.3) as the C compiler sees it, for the items
 /// `fuse_kernel.h` also has (empty when the header was absent at build time; fetch it with
 /// `abi-tests/fetch-official-header.sh`).
+#[allow(unsafe_code)] // reads a C probe's array
 pub fn probed_official() -> Result<Vec<Probed>, String> {
     // SAFETY: as in `probed_ours`, for the official probe's array.
     let c: &'static [u64; tables::OFFICIAL_C_SYMBOL_LEN] = unsafe { &abi_probe_official };
@@ -406,6 +411,7 @@ pub fn probed_official() -> Result<Vec<Probed>, String> {
 }
 
 /// The `io_uring_sqe` fields and constants as the C compiler sees `<linux/io_uring.h>`.
+#[allow(unsafe_code)] // reads a C probe's array
 pub fn probed_sqe() -> Result<Vec<Probed>, String> {
     // SAFETY: as in `probed_ours`, for the io_uring probe's array.
     let c: &'static [u64; tables::SQE_C_SYMBOL_LEN] = unsafe { &abi_probe_sqe };

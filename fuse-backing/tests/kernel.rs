@@ -82,6 +82,7 @@ fn dev_null() -> File {
 
 /// An fd number that cannot be open: above the kernel's largest possible `nr_open`
 /// (`INT_MAX & -BITS_PER_LONG`), so every fd lookup of it fails with `EBADF`.
+#[allow(unsafe_code)]
 fn never_open_fd() -> BorrowedFd<'static> {
     // SAFETY: nothing is ever read or written through this fd by our code; it is only passed
     // to the kernel, which looks the number up and finds nothing (no fd this high can exist),

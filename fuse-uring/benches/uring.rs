@@ -10,6 +10,9 @@
 //!
 //! `cargo bench -p fuse-uring` (short measurement times: the machine is shared).
 
+// These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
+#![allow(unsafe_code)]
+
 use std::hint::black_box;
 use std::mem::{offset_of, size_of};
 use std::ptr;

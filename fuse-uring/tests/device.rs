@@ -3,6 +3,9 @@
 //! successful REGISTER with an all-zero request), and the buffers keep the fd open for as long
 //! as they can build SQEs for it (issue 11: a queue must not outlive its fd).
 
+// These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;

@@ -3,6 +3,9 @@
 //!
 //! Each test starts with `testkit::require_uring()` (root, /dev/fuse, enable_uring = Y).
 
+// These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

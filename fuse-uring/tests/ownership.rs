@@ -3,6 +3,9 @@
 //! mount), so `cargo xtask miri` runs it under Miri, whose aliasing and data-race checks
 //! prove that the entries' buffers are disjoint and that each token really is exclusive.
 
+// These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
+#![allow(unsafe_code)]
+
 use fuse_kernel_sys as sys;
 use fuse_uring::{Command, Entry, QueueBuffers, QueueConfig};
 

@@ -216,6 +216,7 @@ fn preflight(args: &Args) -> Result<(), Fatal> {
 /// Forks a watchdog that unmounts `mountpoint` when this process dies, however it dies: it
 /// waits for the end of a pipe whose write side only this process holds. Call before any
 /// thread exists and before `/dev/fuse` is opened (the child must not keep the connection).
+#[allow(unsafe_code)] // fork / signal masks, which rustix does not offer safely
 fn spawn_unmount_watchdog(mountpoint: &Path) -> Result<OwnedFd, Fatal> {
     let canonical = std::fs::canonicalize(mountpoint)?;
     let path = std::ffi::CString::new(canonical.into_os_string().into_encoded_bytes())?;
@@ -245,6 +246,7 @@ fn spawn_unmount_watchdog(mountpoint: &Path) -> Result<OwnedFd, Fatal> {
 
 /// Blocks the stop signals in this thread (and so in every thread spawned later), so that
 /// the main thread can wait for them with `sigwait`.
+#[allow(unsafe_code)] // fork / signal masks, which rustix does not offer safely
 fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is a plain bit array; all-zero bytes are a valid (empty) set.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -344,6 +346,7 @@ fn choose_rings(
 
 /// Waits for a stop signal, or for a worker to end (unmounted from outside, or an error),
 /// then unmounts our mount (only ours) and joins the workers.
+#[allow(unsafe_code)] // fork / signal masks, which rustix does not offer safely
 fn stop(
     signals: &libc::sigset_t,
     mut mount: fuse_dev::Mount,

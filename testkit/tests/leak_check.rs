@@ -1,6 +1,9 @@
 //! The leak check itself: it must fail a test that leaves an fd or a mapping behind, and
 //! pass one that cleans up.
 
+// These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
+#![allow(unsafe_code)]
+
 use std::os::fd::AsRawFd;
 
 /// Leaks one fd and one anonymous mapping on purpose, but only in the leak-check child

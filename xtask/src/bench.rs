@@ -19,6 +19,8 @@
 //!   to regenerate. Nothing is left mounted: each server is stopped by a guard, and SIGINT of
 //!   the benchmark stops the current child and cleans up.
 
+// The benchmark client calls libc directly (fstatat, openat, read, close), like any C client.
+#[allow(unsafe_code)]
 mod client;
 mod json;
 mod libfuse;

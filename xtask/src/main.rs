@@ -5,6 +5,8 @@ mod demo;
 mod fuzz;
 mod hello_fresh;
 mod miri;
+// getrusage and sigaction, which rustix does not offer safely.
+#[allow(unsafe_code)]
 mod proc;
 mod soak;
 mod tree;

@@ -55,9 +55,7 @@ fn parse_stat(stat: &str) -> Option<CpuTicks> {
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, the unit of [`CpuTicks`]).
 pub(crate) fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf only reads a system constant.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(100)
+    rustix::param::clock_ticks_per_second()
 }
 
 /// CPU time of the whole machine so far, in clock ticks summed over all CPUs, from the `cpu`
