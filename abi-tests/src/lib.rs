@@ -1,4 +1,5 @@
-//! ABI cross-checks of `fuse-kernel-sys` (issue 3). Not published.
+//! ABI cross-checks of `fuse-kernel-sys`: every item against the C compiler and against
+//! independent copies of the kernel header. Not published.
 //!
 //! The build script (`build.rs`) reads the vendored headers (and the distro's
 //! `<linux/fuse.h>` and `<linux/io_uring.h>`), writes one C probe per header that records,

@@ -16,7 +16,7 @@ const PADDED: &[(&str, u64, &str)] = &[
         "fuse_iomap_config_out",
         4,
         "the fuse-iomap series as posted: sizeof 104, its last field ends at 100 \
-         (ABI_FACTS section 1); the header says to zero the whole record before sending",
+         (measured with the C compiler on the series' header); the header says to zero the whole record before sending",
     ),
     (
         "fuse_uring_cmd_req",

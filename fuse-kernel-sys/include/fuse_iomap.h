@@ -21,7 +21,8 @@
  *    fuse_iomap_opcode and fuse_iomap_notify_code, with the series' values.
  *
  * Names, C types, field order and values are the series'; comments are ours,
- * written from shared/abi/ABI_FACTS.md section 6.
+ * written from the project's fact sheet of the posting (its structs and values
+ * as the C compiler lays them out).
  */
 #ifndef FUSE_KERNEL_SYS_FUSE_IOMAP_H
 #define FUSE_KERNEL_SYS_FUSE_IOMAP_H

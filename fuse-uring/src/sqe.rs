@@ -33,7 +33,8 @@ const SQE_CMD: usize = offset_of!(io_uring_sqe, __bindgen_anon_6);
 const CMD_AREA: usize = 2 * size_of::<io_uring_sqe>() - SQE_CMD;
 
 // The layout facts the builders rely on, against linux-raw-sys's `io_uring_sqe` (independent of
-// the io-uring crate's own definition) and the offsets of ABI_FACTS 4.2.
+// the io-uring crate's own definition) and the offsets the kernel reads the command at
+// (`fuse_uring_cmd_req` in the SQE128 command area).
 const _: () = {
     assert!(size_of::<io_uring_sqe>() == 64);
     assert!(size_of::<Entry128>() == 2 * size_of::<io_uring_sqe>());

@@ -1,7 +1,7 @@
-//! The `/dev/fuse` fd of a queue: only the FUSE device is accepted (issue 16, finding 11:
-//! `/dev/null` accepts io_uring commands and completes them with 0, which looked like a
-//! successful REGISTER with an all-zero request), and the buffers keep the fd open for as long
-//! as they can build SQEs for it (issue 11: a queue must not outlive its fd).
+//! The `/dev/fuse` fd of a queue: only the FUSE device is accepted (`/dev/null` accepts
+//! io_uring commands and completes them with 0, which looked like a successful REGISTER with
+//! an all-zero request), and the buffers keep the fd open for as long as they can build SQEs
+//! for it (a queue must not outlive its fd).
 
 // These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
 #![allow(unsafe_code)]

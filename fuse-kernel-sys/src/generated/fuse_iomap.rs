@@ -3,7 +3,7 @@
 //
 // Source headers (fuse-kernel-sys/include/), SHA-256:
 //   a5305bede8dd6f7aa00083d5c54be587264eb35af6ad4ac9251c86f36a7f86f5  fuse_kernel.h
-//   46ca7e8965ad143f9f95f01199e06a7d4b6cd06250e7ad6a71808b05d2af3dc1  fuse_iomap.h
+//   e8889e31b25a0c1d85cfd592403b49e0b2cf4fc981f438c4e7adfdade51129f3  fuse_iomap.h
 // Target: x86_64-unknown-linux-gnu
 //
 // Regenerate the committed snapshot with `cargo xtask regen-bindings`;
