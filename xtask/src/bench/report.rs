@@ -89,6 +89,20 @@ pub(super) fn busy(cell: &Cell) -> bool {
     super::median(&cell.other_load).is_some_and(|b| b >= BUSY_PERCENT)
 }
 
+/// The header of a table with one row per workload and one column per `columns`.
+fn header<T: std::fmt::Display>(s: &mut String, columns: impl Iterator<Item = T> + Clone) {
+    let _ = write!(s, "| workload |");
+    for c in columns.clone() {
+        let _ = write!(s, " {c} |");
+    }
+    let _ = writeln!(s);
+    let _ = write!(s, "|---|");
+    for _ in columns {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s);
+}
+
 /// The table of ours / libfuse per mode, when both systems of a mode ran.
 fn ours_vs_libfuse(run: &Run, s: &mut String) {
     let selected = |n: &str| run.systems.iter().any(|s| s.system.name == n);
@@ -107,16 +121,7 @@ fn ours_vs_libfuse(run: &Run, s: &mut String) {
          (~) = other processes took {BUSY_PERCENT}% or more of the CPUs meanwhile."
     );
     let _ = writeln!(s);
-    let _ = write!(s, "| workload |");
-    for (a, b) in &pairs {
-        let _ = write!(s, " {a} / {b} |");
-    }
-    let _ = writeln!(s);
-    let _ = write!(s, "|---|");
-    for _ in &pairs {
-        let _ = write!(s, "---:|");
-    }
-    let _ = writeln!(s);
+    header(&mut *s, pairs.iter().map(|(a, b)| format!("{a} / {b}")));
     for w in WORKLOADS {
         let _ = write!(s, "| {} |", w.id);
         for (a, b) in &pairs {
@@ -205,16 +210,7 @@ pub(crate) fn markdown(run: &Run) -> String {
         if run.plan.reps > 1 { " [min-max]" } else { "" }
     );
     let _ = writeln!(s);
-    let _ = write!(s, "| workload |");
-    for sys in &run.systems {
-        let _ = write!(s, " {} |", sys.system.name);
-    }
-    let _ = writeln!(s);
-    let _ = write!(s, "|---|");
-    for _ in &run.systems {
-        let _ = write!(s, "---:|");
-    }
-    let _ = writeln!(s);
+    header(&mut s, run.systems.iter().map(|x| x.system.name));
     for (i, w) in WORKLOADS.iter().enumerate() {
         let _ = write!(s, "| {} ({}) |", w.label, w.unit);
         for sys in &run.systems {
@@ -240,16 +236,7 @@ pub(crate) fn markdown(run: &Run) -> String {
              or operation; this cost depends little on other load):"
         );
         let _ = writeln!(s);
-        let _ = write!(s, "| workload |");
-        for sys in &mounted {
-            let _ = write!(s, " {} |", sys.system.name);
-        }
-        let _ = writeln!(s);
-        let _ = write!(s, "|---|");
-        for _ in &mounted {
-            let _ = write!(s, "---:|");
-        }
-        let _ = writeln!(s);
+        header(&mut s, mounted.iter().map(|x| x.system.name));
         for (i, w) in WORKLOADS.iter().enumerate() {
             let _ = write!(s, "| {} |", w.id);
             for sys in &mounted {
@@ -304,16 +291,7 @@ pub(crate) fn markdown(run: &Run) -> String {
              run again on an idle machine."
         );
         let _ = writeln!(s);
-        let _ = write!(s, "| workload |");
-        for sys in &run.systems {
-            let _ = write!(s, " {} |", sys.system.name);
-        }
-        let _ = writeln!(s);
-        let _ = write!(s, "|---|");
-        for _ in &run.systems {
-            let _ = write!(s, "---:|");
-        }
-        let _ = writeln!(s);
+        header(&mut s, run.systems.iter().map(|x| x.system.name));
         for (i, w) in WORKLOADS.iter().enumerate() {
             let _ = write!(s, "| {} |", w.id);
             for sys in &run.systems {

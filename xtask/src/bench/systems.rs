@@ -169,76 +169,53 @@ impl Bench<'_> {
         rep: usize,
         cell: &mut Cell,
     ) -> Result<(String, Option<String>), Failure> {
-        match sys.stack {
-            Stack::Libfuse => self.libfuse_mounted(sys, w, rep, cell),
-            _ => self.example_mounted(sys, w, rep, cell),
-        }
+        self.warm(w)?;
+        let mnt = &self.scratch.mnt;
+        let server = match sys.stack {
+            Stack::Libfuse => Running::Libfuse(self.start_libfuse(sys)?),
+            _ => Running::Example(self.start_example(sys)?),
+        };
+        let (ready, pid) = match &server {
+            Running::Example(s) => (s.ready.clone(), s.pid()),
+            Running::Libfuse(s) => (s.ready.clone(), s.pid()),
+        };
+        let mounted = (ready, mount_options(mnt));
+        let measured = self.measure_rep(sys, w, rep, &mut || self.measure(w, mnt), pid, cell);
+        let stopped = match server {
+            Running::Example(s) => stop_example(s, mnt, cell),
+            Running::Libfuse(s) => stop_libfuse(sys, s, cell),
+        };
+        measured?;
+        stopped.map(|()| mounted)
     }
 
-    /// [`Bench::mounted`] for libfuse's `passthrough_hp`.
-    fn libfuse_mounted(
-        &self,
-        sys: System,
-        w: &Workload,
-        rep: usize,
-        cell: &mut Cell,
-    ) -> Result<(String, Option<String>), Failure> {
+    /// Starts libfuse's `passthrough_hp` as `sys` on the mount point.
+    fn start_libfuse(&self, sys: System) -> Result<libfuse::Server, Failure> {
         let build = self
             .libfuse
             .ok_or_else(|| Failure::System("the libfuse baseline was not built".into()))?;
-        self.warm(w)?;
-        let mnt = &self.scratch.mnt;
-        let server = libfuse::Server::start(
+        libfuse::Server::start(
             build,
             &sys.server_args(),
             sys.transport == Some("uring"),
             &self.source.root,
-            mnt,
+            &self.scratch.mnt,
             &self.scratch.dir,
-        )?;
-        let mounted = (server.ready.clone(), mount_options(mnt));
-        let measured = self.measure_rep(
-            sys,
-            w,
-            rep,
-            &mut || self.measure(w, mnt),
-            server.pid(),
-            cell,
-        );
-        let (clean, stderr) = server.stop();
-        measured?;
-        // passthrough_hp turns passthrough off for good after one refused backing file.
-        if sys.passthrough && stderr.contains("passthrough_open failed") {
-            let note = "passthrough_hp could not open a backing file and served reads instead";
-            if !cell.notes.iter().any(|n| n == note) {
-                cell.notes.push(note.into());
-            }
-        }
-        if clean {
-            Ok(mounted)
-        } else {
-            Err(Failure::Workload(format!(
-                "passthrough_hp did not stop within 10 s of SIGTERM or left its mount: {}",
-                tail(&stderr)
-            )))
-        }
+        )
     }
 
-    /// [`Bench::mounted`] for the example.
-    fn example_mounted(
-        &self,
-        sys: System,
-        w: &Workload,
-        rep: usize,
-        cell: &mut Cell,
-    ) -> Result<(String, Option<String>), Failure> {
+    /// Starts the example as `sys` on the mount point and checks it runs as asked.
+    fn start_example(&self, sys: System) -> Result<ExampleServer, Failure> {
         let binary = self
             .server
             .ok_or_else(|| Failure::System("the example server was not built".into()))?;
-        self.warm(w)?;
-        let mnt = &self.scratch.mnt;
-        let server = ExampleServer::start(binary, &self.source.root, mnt, &sys.server_args())
-            .map_err(|e| Failure::System(format!("failed to start: {e}")))?;
+        let server = ExampleServer::start(
+            binary,
+            &self.source.root,
+            &self.scratch.mnt,
+            &sys.server_args(),
+        )
+        .map_err(|e| Failure::System(format!("failed to start: {e}")))?;
         let want_transport = sys.transport.unwrap_or("dev");
         let want_passthrough = if sys.passthrough { "on" } else { "off" };
         if server.ready_field("transport") != Some(want_transport)
@@ -249,38 +226,7 @@ impl Bench<'_> {
                 server.ready
             )));
         }
-        let mounted = (server.ready.clone(), mount_options(mnt));
-        let measured = self.measure_rep(
-            sys,
-            w,
-            rep,
-            &mut || self.measure(w, mnt),
-            server.pid(),
-            cell,
-        );
-        let stopped = server.stop();
-        if testkit::is_mount_point(mnt) {
-            let _ = rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH);
-            cell.notes
-                .push("the mount was still there after the server stopped".into());
-        }
-        measured?;
-        match stopped {
-            Ok((true, stats, _)) => {
-                for (k, v) in parse_stats(&stats) {
-                    match cell.stats.iter_mut().find(|(key, _)| *key == k) {
-                        Some((_, sum)) => *sum += v,
-                        None => cell.stats.push((k, v)),
-                    }
-                }
-                Ok(mounted)
-            }
-            Ok((false, _, stderr)) => Err(Failure::Workload(format!(
-                "the server exited with an error: {}",
-                tail(&stderr)
-            ))),
-            Err(e) => Err(Failure::Workload(format!("stopping the server: {e}"))),
-        }
+        Ok(server)
     }
 
     /// Notes where the server's counters contradict what the system is meant to be.
@@ -345,4 +291,56 @@ pub(super) fn parse_stats(text: &str) -> Vec<(String, u64)> {
         }
     }
     out
+}
+
+/// A server under measurement.
+enum Running {
+    Example(ExampleServer),
+    Libfuse(libfuse::Server),
+}
+
+/// Stops the example, adds its `--stats` counters to `cell`; fails if it exited with an error.
+fn stop_example(server: ExampleServer, mnt: &Path, cell: &mut Cell) -> Result<(), Failure> {
+    let stopped = server.stop();
+    if testkit::is_mount_point(mnt) {
+        let _ = rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH);
+        cell.notes
+            .push("the mount was still there after the server stopped".into());
+    }
+    match stopped {
+        Ok((true, stats, _)) => {
+            for (k, v) in parse_stats(&stats) {
+                match cell.stats.iter_mut().find(|(key, _)| *key == k) {
+                    Some((_, sum)) => *sum += v,
+                    None => cell.stats.push((k, v)),
+                }
+            }
+            Ok(())
+        }
+        Ok((false, _, stderr)) => Err(Failure::Workload(format!(
+            "the server exited with an error: {}",
+            tail(&stderr)
+        ))),
+        Err(e) => Err(Failure::Workload(format!("stopping the server: {e}"))),
+    }
+}
+
+/// Stops `passthrough_hp`; notes a passthrough it gave up; fails if it did not stop by itself.
+fn stop_libfuse(sys: System, server: libfuse::Server, cell: &mut Cell) -> Result<(), Failure> {
+    let (clean, stderr) = server.stop();
+    // passthrough_hp turns passthrough off for good after one refused backing file.
+    if sys.passthrough && stderr.contains("passthrough_open failed") {
+        let note = "passthrough_hp could not open a backing file and served reads instead";
+        if !cell.notes.iter().any(|n| n == note) {
+            cell.notes.push(note.into());
+        }
+    }
+    if clean {
+        Ok(())
+    } else {
+        Err(Failure::Workload(format!(
+            "passthrough_hp did not stop within 10 s of SIGTERM or left its mount: {}",
+            tail(&stderr)
+        )))
+    }
 }
