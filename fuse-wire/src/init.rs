@@ -324,10 +324,11 @@ pub const fn payload_size_for(max_write: u32, max_pages: u16, page_size: usize) 
 /// ([`InitError::UnsupportedMajor`], [`InitError::MinorTooOld`]) or the configuration is
 /// invalid; answer INIT with [`InitError::errno`] then.
 ///
-/// Rules applied (the kernel's): only offered flags are accepted; `FUSE_PASSTHROUGH` is
-/// dropped when `max_stack_depth` is 0; `max_stack_depth` is sent only with passthrough and
-/// `request_timeout` only with `FUSE_REQUEST_TIMEOUT`; `max_write` is at least 4096;
-/// `max_readahead` never exceeds the kernel's.
+/// Rules applied (the kernel's): only offered flags are accepted, bits 32..63 only when the
+/// kernel offers `FUSE_INIT_EXT`; `FUSE_PASSTHROUGH` is dropped when `max_stack_depth` is 0;
+/// `max_stack_depth` is sent only with passthrough and `request_timeout` only with
+/// `FUSE_REQUEST_TIMEOUT`; `max_write` is at least 4096; `max_readahead` never exceeds the
+/// kernel's.
 pub fn negotiate(kernel: &KernelInit, config: &InitConfig) -> Result<Negotiated, InitError> {
     if kernel.major != sys::FUSE_KERNEL_VERSION {
         return Err(InitError::UnsupportedMajor {
@@ -350,6 +351,11 @@ pub fn negotiate(kernel: &KernelInit, config: &InitConfig) -> Result<Negotiated,
     }
     let ext = u64::from(sys::FUSE_INIT_EXT);
     let mut accepted = kernel.flags & config.want & !ext;
+    if kernel.flags & ext == 0 {
+        // Without FUSE_INIT_EXT the kernel reads no flags2: bits 32..63 cannot be agreed
+        // (only a hand-built KernelInit can offer them so).
+        accepted &= u64::from(u32::MAX);
+    }
     if config.max_stack_depth == 0 {
         accepted &= !sys::FUSE_PASSTHROUGH;
     }
@@ -448,6 +454,24 @@ mod tests {
             ..InitConfig::default().with(1 << 37)
         };
         assert!(!negotiate(&kernel, &config).unwrap().has(1 << 37));
+    }
+
+    #[test]
+    fn flags2_is_never_agreed_without_init_ext() {
+        // Found by fuzzing (fuzz/regressions/init_negotiation): a KernelInit built by hand
+        // with PASSTHROUGH (bit 37) but no INIT_EXT got PASSTHROUGH accepted and sent in
+        // flags2, which the kernel does not read without INIT_EXT.
+        let kernel = KernelInit {
+            major: 7,
+            minor: 45,
+            max_readahead: 0,
+            flags: 1 | 1 << 37,
+        };
+        let n = negotiate(&kernel, &InitConfig::default().with(1 | 1 << 37)).unwrap();
+        assert_eq!(n.accepted(), 1);
+        assert!(!n.has(1 << 37));
+        assert_eq!((n.init_out().flags, n.init_out().flags2), (1, 0));
+        assert_eq!(n.init_out().max_stack_depth, 0);
     }
 
     #[test]
