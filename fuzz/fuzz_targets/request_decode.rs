@@ -1,6 +1,8 @@
-//! testkit's request decoding and its MemFs handler, the server side of the kernel tests:
+//! testkit's request loop and its MemFs handler, the server side of the kernel tests:
 //! arbitrary bytes arrive as one `read(2)` from a file descriptor (a pipe standing in for
-//! `/dev/fuse`), are split into header and body, and are answered without panicking.
+//! `/dev/fuse`) through `testkit::read_request` (a `fuse_dev::Channel`), which takes exactly
+//! the reads that are one whole request (`fuse_in_header.len` equal to the bytes read) and
+//! refuses the rest with `EIO`; what it takes is answered without panicking.
 
 #![no_main]
 
@@ -50,9 +52,8 @@ fuzz_target!(|data: &[u8]| {
     match read_request(st.read_end.as_fd(), &mut st.buf) {
         Ok(Some(request)) => {
             assert!(data.len() >= header_len);
-            let end = (request.header.len as usize).min(data.len());
-            let expect = data.get(header_len..end).unwrap_or(&[]);
-            assert_eq!(request.body, expect);
+            assert_eq!(request.header.len as usize, data.len());
+            assert_eq!(request.body, &data[header_len..]);
             match st.fs.handle(&request) {
                 Reply::Data(d) => assert!(d.len() <= 1 << 24),
                 Reply::Error(errno) => assert!(errno > 0, "errno {errno}"),
@@ -61,8 +62,18 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(None) => panic!("a pipe is not an unmounted connection"),
         Err(e) => {
-            assert!(data.len() < header_len, "{e}");
-            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+            let claimed = data
+                .get(..4)
+                .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")) as usize);
+            assert!(
+                data.len() < header_len || claimed != Some(data.len()),
+                "refused a whole request: {e}"
+            );
+            assert_eq!(
+                e.kind(),
+                std::io::Error::from_raw_os_error(libc::EIO).kind(),
+                "{e}"
+            );
         }
     }
 });
