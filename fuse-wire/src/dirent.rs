@@ -73,24 +73,120 @@ fn write_dirent(
     Ok(size)
 }
 
-/// A READDIR reply being packed.
+/// The two record formats: [`Readdir`] and [`ReaddirPlus`].
+pub trait RecordKind: sealed::Sealed {
+    /// The size of one record with a name of `name_len` bytes, 8-byte aligned.
+    fn record_size(name_len: usize) -> usize;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// READDIR records: `fuse_dirent` (ino, next offset, name length, type, name).
 #[derive(Debug)]
-pub struct DirentBuf<'a> {
+pub enum Readdir {}
+
+/// READDIRPLUS records: `fuse_entry_out` then `fuse_dirent`.
+#[derive(Debug)]
+pub enum ReaddirPlus {}
+
+impl sealed::Sealed for Readdir {}
+impl sealed::Sealed for ReaddirPlus {}
+
+impl RecordKind for Readdir {
+    fn record_size(name_len: usize) -> usize {
+        sys::fuse_dirent_size(name_len)
+    }
+}
+
+impl RecordKind for ReaddirPlus {
+    fn record_size(name_len: usize) -> usize {
+        sys::fuse_direntplus_size(name_len)
+    }
+}
+
+/// A directory reply being packed, of READDIR ([`DirentBuf`]) or READDIRPLUS
+/// ([`DirentPlusBuf`]) records.
+#[derive(Debug)]
+pub struct Dirents<'a, K: RecordKind> {
     buf: &'a mut [u8],
     len: usize,
     resume: Option<u64>,
+    kind: core::marker::PhantomData<K>,
 }
 
-impl<'a> DirentBuf<'a> {
+/// A READDIR reply being packed.
+pub type DirentBuf<'a> = Dirents<'a, Readdir>;
+
+/// A READDIRPLUS reply being packed: each record is a `fuse_entry_out` then a `fuse_dirent`.
+///
+/// Each entry with a non-zero `nodeid` counts as a LOOKUP for the kernel (it will FORGET it),
+/// so count a lookup only for entries that [`DirentPlusBuf::push`] wrote.
+pub type DirentPlusBuf<'a> = Dirents<'a, ReaddirPlus>;
+
+impl<'a, K: RecordKind> Dirents<'a, K> {
     /// A packer over `buf` (give it `fuse_read_in.size` bytes at most).
     pub fn new(buf: &'a mut [u8]) -> Self {
-        DirentBuf {
+        Dirents {
             buf,
             len: 0,
             resume: None,
+            kind: core::marker::PhantomData,
         }
     }
 
+    /// The bytes packed: the reply's payload length.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was packed (an empty reply means the end of the directory).
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `next_offset` of the last entry written: where the next request resumes.
+    pub const fn resume_offset(&self) -> Option<u64> {
+        self.resume
+    }
+
+    /// Whether a record with a name of `name_len` bytes still fits. With READDIRPLUS, check
+    /// it before a lookup whose count the kernel only takes over if the record is written.
+    pub fn has_room(&self, name_len: usize) -> bool {
+        self.buf.len() - self.len >= K::record_size(name_len)
+    }
+
+    /// Writes one record of `name` at the end: `head` (the entry, for READDIRPLUS), then the
+    /// `fuse_dirent`. Nothing is written when it does not fit or the name is invalid.
+    fn append(
+        &mut self,
+        head: &[u8],
+        ino: u64,
+        next_offset: u64,
+        kind: u32,
+        name: &[u8],
+    ) -> Result<(), DirentError> {
+        check_name(name)?;
+        if !self.has_room(name.len()) {
+            return Err(DirentError::Full);
+        }
+        self.buf[self.len..self.len + head.len()].copy_from_slice(head);
+        let size = write_dirent(
+            self.buf,
+            self.len + head.len(),
+            ino,
+            next_offset,
+            kind,
+            name,
+        )?;
+        self.len += head.len() + size;
+        self.resume = Some(next_offset);
+        Ok(())
+    }
+}
+
+impl Dirents<'_, Readdir> {
     /// Appends an entry: inode number `ino` (as `st_ino` shows it), the offset of the entry
     /// after it, its type (`DT_*`, i.e. `st_mode >> 12`) and its name. Fails with
     /// [`DirentError::Full`] (nothing written) when it does not fit.
@@ -101,53 +197,11 @@ impl<'a> DirentBuf<'a> {
         kind: u32,
         name: &[u8],
     ) -> Result<(), DirentError> {
-        self.len += write_dirent(self.buf, self.len, ino, next_offset, kind, name)?;
-        self.resume = Some(next_offset);
-        Ok(())
-    }
-
-    /// The bytes packed: the reply's payload length.
-    pub const fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was packed (an empty reply means the end of the directory).
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The `next_offset` of the last entry written: where the next READDIR resumes.
-    pub const fn resume_offset(&self) -> Option<u64> {
-        self.resume
-    }
-
-    /// Whether a record with a name of `name_len` bytes still fits.
-    pub const fn has_room(&self, name_len: usize) -> bool {
-        self.buf.len() - self.len >= sys::fuse_dirent_size(name_len)
+        self.append(&[], ino, next_offset, kind, name)
     }
 }
 
-/// A READDIRPLUS reply being packed: each record is a `fuse_entry_out` then a `fuse_dirent`.
-///
-/// Each entry with a non-zero `nodeid` counts as a LOOKUP for the kernel (it will FORGET it),
-/// so count a lookup only for entries that [`DirentPlusBuf::push`] wrote.
-#[derive(Debug)]
-pub struct DirentPlusBuf<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-    resume: Option<u64>,
-}
-
-impl<'a> DirentPlusBuf<'a> {
-    /// A packer over `buf` (give it `fuse_read_in.size` bytes at most).
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        DirentPlusBuf {
-            buf,
-            len: 0,
-            resume: None,
-        }
-    }
-
+impl Dirents<'_, ReaddirPlus> {
     /// Appends an entry with its lookup reply `entry` (`nodeid` 0: no lookup, the kernel only
     /// lists the name). Fails with [`DirentError::Full`] (nothing written) when it does not
     /// fit.
@@ -158,45 +212,7 @@ impl<'a> DirentPlusBuf<'a> {
         kind: u32,
         name: &[u8],
     ) -> Result<(), DirentError> {
-        check_name(name)?;
-        let head = size_of::<sys::fuse_entry_out>();
-        let size = sys::fuse_direntplus_size(name.len());
-        if self.buf.len().saturating_sub(self.len) < size {
-            return Err(DirentError::Full);
-        }
-        self.buf[self.len..self.len + head].copy_from_slice(entry.as_bytes());
-        write_dirent(
-            self.buf,
-            self.len + head,
-            entry.attr.ino,
-            next_offset,
-            kind,
-            name,
-        )?;
-        self.len += size;
-        self.resume = Some(next_offset);
-        Ok(())
-    }
-
-    /// The bytes packed: the reply's payload length.
-    pub const fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was packed (an empty reply means the end of the directory).
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The `next_offset` of the last entry written: where the next READDIRPLUS resumes.
-    pub const fn resume_offset(&self) -> Option<u64> {
-        self.resume
-    }
-
-    /// Whether a record with a name of `name_len` bytes still fits: check it before a
-    /// lookup whose count the kernel would only take over if the record is written.
-    pub const fn has_room(&self, name_len: usize) -> bool {
-        self.buf.len() - self.len >= sys::fuse_direntplus_size(name_len)
+        self.append(entry.as_bytes(), entry.attr.ino, next_offset, kind, name)
     }
 }
 

@@ -75,6 +75,19 @@ impl KernelInit {
         })
     }
 
+    /// The request as the kernel's struct (`flags2` filled from bits 32..63; the fields this
+    /// type does not keep are 0), for APIs that take a `fuse_init_in`.
+    pub fn to_init_in(&self) -> sys::fuse_init_in {
+        sys::fuse_init_in {
+            major: self.major,
+            minor: self.minor,
+            max_readahead: self.max_readahead,
+            flags: self.flags as u32,
+            flags2: (self.flags >> 32) as u32,
+            ..Default::default()
+        }
+    }
+
     /// Whether the kernel offers `flag` (an INIT flag of `fuse-kernel-sys`, as `u64`).
     pub const fn offers(&self, flag: u64) -> bool {
         self.flags & flag == flag
@@ -418,6 +431,12 @@ mod tests {
     fn flags2_counts_only_with_init_ext() {
         let with = KernelInit::parse(&init_in(45, 1 << 30, 1 << 5)).unwrap();
         assert_eq!(with.flags, (1 << 30) | (1 << 37));
+        let back = with.to_init_in();
+        assert_eq!(
+            (back.major, back.minor, back.max_readahead),
+            (7, 45, 131072)
+        );
+        assert_eq!((back.flags, back.flags2), (1 << 30, 1 << 5));
         let without = KernelInit::parse(&init_in(45, 1, 1 << 5)).unwrap();
         assert_eq!(without.flags, 1);
         // The 16-byte form of old kernels.

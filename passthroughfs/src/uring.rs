@@ -44,15 +44,7 @@ impl Rings {
     /// failing to register would leave requests waiting): the kernel offers it for this
     /// connection, and a ring with the FUSE setup can be created here.
     pub fn prepare(queues: &[u16], kernel: &fuse_wire::KernelInit) -> io::Result<Rings> {
-        let init_in = sys::fuse_init_in {
-            major: kernel.major,
-            minor: kernel.minor,
-            max_readahead: kernel.max_readahead,
-            flags: kernel.flags as u32,
-            flags2: (kernel.flags >> 32) as u32,
-            ..Default::default()
-        };
-        fuse_uring::check_init(&init_in).map_err(io::Error::other)?;
+        fuse_uring::check_init(&kernel.to_init_in()).map_err(io::Error::other)?;
         if queues.is_empty() {
             return Err(io::Error::other("no possible CPUs found"));
         }

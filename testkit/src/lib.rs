@@ -303,14 +303,7 @@ impl From<&fuse_wire::Negotiated> for Negotiated {
     fn from(n: &fuse_wire::Negotiated) -> Self {
         let k = n.kernel();
         Negotiated {
-            init_in: sys::fuse_init_in {
-                major: k.major,
-                minor: k.minor,
-                max_readahead: k.max_readahead,
-                flags: k.flags as u32,
-                flags2: (k.flags >> 32) as u32,
-                ..Default::default()
-            },
+            init_in: k.to_init_in(),
             init_out: *n.init_out(),
             offered: n.offered(),
             accepted: n.accepted(),
