@@ -14,6 +14,7 @@ use crate::dev::{DevFd, FuseFd};
 use crate::entry::Entry;
 use crate::error::{BufferError, CmdError};
 use crate::layout::{HEADER_SIZE, KIND_COMMIT, Layout, SLOT_SIZE, Slot};
+use crate::pool::PoolState;
 
 /// How the memory of the buffers is faulted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,6 +48,38 @@ pub struct QueueConfig {
     pub prefault: Prefault,
     /// `madvise(MADV_HUGEPAGE)` on the mapping (transparent huge pages); off by default.
     pub huge_pages: bool,
+    /// Hand the payload region to the kernel as one buffer pool (7.46, Linux 7.3) instead of
+    /// one payload buffer per entry. `None` (the default): per-entry buffers, which every
+    /// kernel since 7.42 takes. Set it with [`QueueConfig::pool_if_offered`] so that the choice
+    /// follows what the kernel offered.
+    pub pool: Option<Pool>,
+}
+
+/// How a queue's buffer pool is set up (7.46, Linux 7.3).
+///
+/// With a pool, `payload_size` must be exactly the connection's payload size
+/// ([`payload_size`](crate::payload_size)): the kernel cuts the pool into buffers of that size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pool {
+    /// Register the pool with the ring as fixed buffer `index` and add it with
+    /// `IORING_URING_CMD_FIXED` (the kernel then pins it once instead of per request, and the
+    /// same registered buffer can serve the server's own fixed-buffer I/O). Every REGISTER and
+    /// COMMIT_AND_FETCH of the queue then carries the flag and the index.
+    pub registered_index: Option<u16>,
+    /// A zero-copy queue (`FUSE_URING_ZERO_COPY`, needs `CAP_SYS_ADMIN`): entry `i` lends the
+    /// kernel registered-buffer slot `first + i` for the pages of its zero-copy requests.
+    pub zero_copy_first_slot: Option<u16>,
+}
+
+impl Pool {
+    /// The setup [`Queue`](crate::Queue) uses: the pool registered as fixed buffer 0, and, with
+    /// `zero_copy`, entry `i`'s zero-copy slot at `1 + i`.
+    pub const fn standard(zero_copy: bool) -> Pool {
+        Pool {
+            registered_index: Some(0),
+            zero_copy_first_slot: if zero_copy { Some(1) } else { None },
+        }
+    }
 }
 
 impl QueueConfig {
@@ -60,7 +93,17 @@ impl QueueConfig {
             dev: Some(dev),
             prefault: Prefault::Lazy,
             huge_pages: false,
+            pool: None,
         }
+    }
+
+    /// Uses `pool` when the kernel offered `FUSE_HAS_IO_URING_BUFPOOL` in the INIT flags
+    /// `offered` (its 64-bit flags: `flags | flags2 << 32` with `FUSE_INIT_EXT`), and per-entry
+    /// buffers otherwise: the one call that makes the same server code right on 7.46 kernels
+    /// and on older ones, without looking at the minor.
+    pub fn pool_if_offered(mut self, offered: u64, pool: Pool) -> QueueConfig {
+        self.pool = (offered & fuse_kernel_sys::FUSE_HAS_IO_URING_BUFPOOL != 0).then_some(pool);
+        self
     }
 
     /// Buffers bound to no device: their SQEs target fd -1, so the kernel completes every
@@ -73,6 +116,7 @@ impl QueueConfig {
             dev: None,
             prefault: Prefault::Lazy,
             huge_pages: false,
+            pool: None,
         }
     }
 }
@@ -97,6 +141,8 @@ pub struct QueueBuffers {
     fd: DevFd,
     /// Keeps the fd `fd` names open for as long as anything can build an SQE for it.
     dev: Option<FuseFd>,
+    /// The pool, when the payload region is one (boxed: the slot records point to it).
+    pool: Option<Box<PoolState>>,
     taken: AtomicBool,
 }
 
@@ -133,6 +179,12 @@ impl QueueBuffers {
             config.payload_size,
             rustix::param::page_size(),
         )?;
+        // A pool is the payload region, from the first payload slot to the end of the mapping;
+        // ADD_BUFPOOL carries its length in a u32.
+        let pool_len = layout.len - layout.payloads_offset;
+        if config.pool.is_some() && u32::try_from(pool_len).is_err() {
+            return Err(BufferError::PoolTooLarge { len: pool_len });
+        }
         let mut flags = MapFlags::PRIVATE;
         if config.prefault == Prefault::MapPopulate {
             flags |= MapFlags::POPULATE;
@@ -151,14 +203,28 @@ impl QueueBuffers {
         let base = NonNull::new(base.cast::<u8>()).ok_or(BufferError::Map(Errno::NOMEM.into()))?;
         // From here on, drop unmaps.
         let fd = config.dev.as_ref().map_or(DevFd::Fd(-1), FuseFd::dev_fd);
-        let buffers = QueueBuffers {
+        let mut buffers = QueueBuffers {
             base,
             layout,
             qid: config.qid,
             fd,
             dev: config.dev,
+            pool: None,
             taken: AtomicBool::new(false),
         };
+        if let Some(pool) = config.pool {
+            buffers.pool = Some(Box::new(PoolState::new(
+                buffers.at(layout.payloads_offset),
+                pool_len,
+                layout.payload_size,
+                pool.registered_index,
+                pool.zero_copy_first_slot,
+            )));
+        }
+        let pool = buffers
+            .pool
+            .as_deref()
+            .map_or(ptr::null(), ptr::from_ref);
         if config.huge_pages {
             buffers.advise(Advice::LinuxHugepage, "MADV_HUGEPAGE")?;
         }
@@ -172,14 +238,24 @@ impl QueueBuffers {
                         iov_base: buffers.at(layout.header_offset(index)).cast(),
                         iov_len: HEADER_SIZE,
                     },
-                    libc::iovec {
-                        iov_base: buffers.at(layout.payload_offset(index)).cast(),
-                        iov_len: layout.payload_size,
+                    // With a pool, REGISTER carries no payload buffer (the kernel requires an
+                    // empty iovec and picks pool buffers per request).
+                    if pool.is_null() {
+                        libc::iovec {
+                            iov_base: buffers.at(layout.payload_offset(index)).cast(),
+                            iov_len: layout.payload_size,
+                        }
+                    } else {
+                        libc::iovec {
+                            iov_base: ptr::null_mut(),
+                            iov_len: 0,
+                        }
                     },
                 ],
                 fd,
                 qid: config.qid,
                 index,
+                pool,
             };
             // SAFETY: the slot record lies inside the mapping (offset < headers_offset <= len),
             // is 64-aligned (page-aligned base + multiple of 64), and nobody else can see the
@@ -223,6 +299,53 @@ impl QueueBuffers {
     /// The fd every command of these entries targets (fd -1 for unbound buffers).
     pub fn fd(&self) -> DevFd {
         self.fd
+    }
+
+    /// The pool (7.46), when the payload region is one: its start, its length (what
+    /// ADD_BUFPOOL carries, and the iovec to register with the ring for a registered pool),
+    /// and the indices of [`Pool`].
+    pub fn pool(&self) -> Option<PoolInfo> {
+        self.pool.as_deref().map(|p| PoolInfo {
+            iovec: libc::iovec {
+                iov_base: p.base.cast(),
+                iov_len: p.len,
+            },
+            buf_size: p.buf_size,
+            buffers: p.nr_bufs,
+            setup: Pool {
+                registered_index: p.registered,
+                zero_copy_first_slot: p.zero_copy_first,
+            },
+        })
+    }
+
+    /// The `ADD_QUEUE` SQE of this queue (zero-copy when the pool asks for it), for servers
+    /// with their own ring; [`Queue`](crate::Queue) sends it itself. `None` without a pool.
+    pub fn add_queue_sqe(&self, user_data: u64) -> Option<io_uring::squeue::Entry128> {
+        let pool = self.pool.as_deref()?;
+        Some(crate::sqe::add_queue(
+            self.fd,
+            self.qid,
+            pool.zero_copy_first.is_some(),
+            user_data,
+        ))
+    }
+
+    /// The `ADD_BUFPOOL` SQE handing this queue's pool to the kernel (with
+    /// `IORING_URING_CMD_FIXED` and the index when the pool is registered). `None` without a
+    /// pool. Pushing it is `unsafe` like every SQE of these buffers: they must outlive the
+    /// connection's use of the pool (see the type docs).
+    pub fn add_bufpool_sqe(&self, user_data: u64) -> Option<io_uring::squeue::Entry128> {
+        let pool = self.pool.as_deref()?;
+        Some(crate::sqe::add_bufpool(
+            self.fd,
+            self.qid,
+            pool.base,
+            // Checked to fit in `new`.
+            pool.len as u32,
+            pool.registered,
+            user_data,
+        ))
     }
 
     /// The `/dev/fuse` fd these buffers keep open, unless they are unbound.
@@ -311,11 +434,16 @@ impl QueueBuffers {
         } else {
             Ok(())
         };
+        let entry = Entry {
+            slot,
+            _buffers: PhantomData,
+        };
+        if result.is_ok() {
+            // A request was just written into the entry: claim its pool buffer, if any.
+            entry.claim_pool_buffer();
+        }
         Some(Completion {
-            entry: Entry {
-                slot,
-                _buffers: PhantomData,
-            },
+            entry,
             command,
             result,
         })
@@ -340,6 +468,20 @@ impl Drop for QueueBuffers {
         // hold entries any more (the contract of pushing their SQEs, see the type docs).
         let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.layout.len) };
     }
+}
+
+/// A queue's buffer pool, from [`QueueBuffers::pool`].
+#[derive(Debug, Clone, Copy)]
+pub struct PoolInfo {
+    /// The pool region: what `ADD_BUFPOOL` carries, and the buffer to register with the ring
+    /// (`register_buffers_update`) when the pool is registered.
+    pub iovec: libc::iovec,
+    /// The size of one kernel buffer (the payload size).
+    pub buf_size: usize,
+    /// How many buffers the kernel cuts the pool into.
+    pub buffers: usize,
+    /// The indices the pool was set up with.
+    pub setup: Pool,
 }
 
 /// The tokens of all entries of a [`QueueBuffers`], from [`QueueBuffers::take_entries`].
@@ -386,161 +528,4 @@ pub struct Completion<'a> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::sqe::tests::decode;
-    use fuse_kernel_sys as sys;
-
-    pub(crate) fn buffers(depth: u32) -> QueueBuffers {
-        QueueBuffers::new(QueueConfig::unbound(2, depth, 3 * 4096)).unwrap()
-    }
-
-    #[test]
-    fn entries_are_handed_out_once_with_their_buffers() {
-        let b = buffers(4);
-        let (base, len) = b.mapping();
-        let base = base.as_ptr() as usize;
-        let entries: Vec<Entry<'_>> = b.take_entries().unwrap().collect();
-        assert!(b.take_entries().is_none(), "tokens are handed out once");
-        assert_eq!(entries.len(), 4);
-        for (i, e) in entries.iter().enumerate() {
-            assert_eq!(e.index(), i as u32);
-            assert_eq!(e.qid(), 2);
-            assert_eq!(e.payload_capacity(), 3 * 4096);
-            let slot = e.slot();
-            assert_eq!(
-                slot.iov[0].iov_base as usize,
-                base + b.layout().header_offset(i as u32)
-            );
-            assert_eq!(slot.iov[0].iov_len, 288);
-            assert_eq!(
-                slot.iov[1].iov_base as usize,
-                base + b.layout().payload_offset(i as u32)
-            );
-            assert!(slot.iov[1].iov_base as usize + slot.iov[1].iov_len <= base + len);
-            // Fresh memory: no request, empty accessors.
-            assert_eq!(e.commit_id(), 0);
-            assert!(e.op_in().is_empty());
-            assert!(e.payload().is_empty());
-        }
-    }
-
-    #[test]
-    fn register_sqe_points_at_the_entry_iovecs_and_round_trips() {
-        let b = buffers(3);
-        let mut entries = b.take_entries().unwrap();
-        let _first = entries.next().unwrap();
-        let second = entries.next().unwrap();
-        let iov_addr = ptr::from_ref(&second.slot().iov) as u64;
-        let sqe = second.register();
-        let d = decode(&sqe);
-        assert_eq!(d.cmd_op, sys::FUSE_IO_URING_CMD_REGISTER);
-        assert_eq!(d.addr, iov_addr);
-        assert_eq!(d.len, 2);
-        assert_eq!(d.cmd_qid, 2);
-        assert_eq!(d.fd, -1, "unbound buffers target fd -1");
-        assert_eq!(d.flags, 0);
-        assert_eq!(
-            d.user_data, iov_addr,
-            "REGISTER user_data is the slot address"
-        );
-
-        // The CQE gives the same entry back, with the kernel's errno.
-        // SAFETY: the SQEs of these tests are never pushed; each minted token is the only one
-        // of its entry while it lives.
-        let done = unsafe { b.complete(d.user_data, -libc::EINVAL) }.unwrap();
-        assert_eq!(done.entry.index(), 1);
-        assert_eq!(done.command, Command::Register);
-        let err = done.result.unwrap_err();
-        assert_eq!(err.raw_os_error(), libc::EINVAL);
-        assert_eq!(err.command(), Command::Register);
-        // Registering it again consumes the token again; its completion gives it back.
-        let again = done.entry.register();
-        assert_eq!(again.get_user_data(), d.user_data);
-        // SAFETY: as above, the previous token was consumed by `register`.
-        let ok = unsafe { b.complete(again.get_user_data(), 0) }.unwrap();
-        assert!(ok.result.is_ok());
-        assert_eq!(ok.entry.index(), 1);
-    }
-
-    #[test]
-    fn commit_sqe_carries_the_entry_commit_id() {
-        let b = buffers(2);
-        let mut entry = b.take_entries().unwrap().nth(1).unwrap();
-        // Pretend the kernel delivered a request with unique 0x1234 (what it writes on fetch).
-        entry.header_mut().ring_ent_in_out.commit_id = 0x1234;
-        let sqe = entry.commit_and_fetch();
-        let d = decode(&sqe);
-        assert_eq!(d.cmd_op, sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
-        assert_eq!(d.cmd_commit_id, 0x1234);
-        assert_eq!(d.cmd_qid, 2);
-        assert_eq!(d.addr, 0);
-        assert_eq!(d.len, 0);
-        assert_eq!(d.user_data & 1, 1, "bit 0 marks COMMIT_AND_FETCH");
-        // SAFETY: the SQE is never pushed; this is the only token of entry 1.
-        let done = unsafe { b.complete(d.user_data, -libc::ENOENT) }.unwrap();
-        assert_eq!(done.command, Command::CommitAndFetch);
-        assert_eq!(done.entry.index(), 1);
-        assert!(done.result.unwrap_err().is_unknown_commit_id());
-    }
-
-    #[test]
-    fn foreign_user_data_is_not_decoded() {
-        let a = buffers(2);
-        let b = buffers(2);
-        let (base, _) = a.mapping();
-        let base = base.as_ptr() as u64;
-        assert!(a.owns(base));
-        assert!(a.owns(base + 64 + 1));
-        assert!(!a.owns(base + 128), "past the last slot");
-        assert!(!a.owns(base + 8), "not a slot boundary");
-        assert!(!a.owns(base + 2), "unused low bits set");
-        assert!(!a.owns(base.wrapping_sub(64)));
-        assert!(!a.owns(0));
-        assert!(!a.owns(u64::MAX));
-        // SAFETY: not a user_data of ours: no token is minted.
-        assert!(unsafe { a.complete(42, 0) }.is_none());
-        let (b_base, _) = b.mapping();
-        assert!(!a.owns(b_base.as_ptr() as u64), "another queue's entry");
-        assert!(b.owns(b_base.as_ptr() as u64));
-    }
-
-    #[test]
-    fn lazy_allocation_touches_only_the_slot_records() {
-        let b = QueueBuffers::new(QueueConfig::unbound(0, 64, 1 << 20)).unwrap();
-        let (base, len) = b.mapping();
-        let resident = resident_pages(base.as_ptr(), len);
-        let records_pages = (64 * 64usize).div_ceil(rustix::param::page_size());
-        assert_eq!(
-            resident, records_pages,
-            "only the iovec records are written"
-        );
-    }
-
-    #[test]
-    fn prefault_options_make_memory_resident() {
-        let page = rustix::param::page_size();
-        for prefault in [Prefault::MapPopulate, Prefault::PopulateWrite] {
-            let mut config = QueueConfig::unbound(0, 4, 64 * 1024);
-            config.prefault = prefault;
-            config.huge_pages = prefault == Prefault::PopulateWrite;
-            let b = QueueBuffers::new(config).unwrap();
-            let (base, len) = b.mapping();
-            assert_eq!(
-                resident_pages(base.as_ptr(), len),
-                len / page,
-                "{prefault:?}"
-            );
-        }
-    }
-
-    /// Resident pages of a range, by mincore(2).
-    fn resident_pages(base: *mut u8, len: usize) -> usize {
-        let page = rustix::param::page_size();
-        let mut vec = vec![0u8; len.div_ceil(page)];
-        // SAFETY: test-only: `base..base+len` is one mapping we own; `vec` has one byte per page.
-        let rc = unsafe { libc::mincore(base.cast(), len, vec.as_mut_ptr()) };
-        assert_eq!(rc, 0);
-        vec.iter().filter(|&&v| v & 1 != 0).count()
-    }
-}
+pub(crate) mod tests;

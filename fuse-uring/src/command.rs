@@ -13,6 +13,12 @@ pub enum Command {
     /// the next request in the same buffers.
     #[doc(alias = "FUSE_IO_URING_CMD_COMMIT_AND_FETCH")]
     CommitAndFetch,
+    /// `FUSE_IO_URING_CMD_ADD_QUEUE` (7.46): create a queue (with zero-copy or not).
+    #[doc(alias = "FUSE_IO_URING_CMD_ADD_QUEUE")]
+    AddQueue,
+    /// `FUSE_IO_URING_CMD_ADD_BUFPOOL` (7.46): give a queue its payload pool.
+    #[doc(alias = "FUSE_IO_URING_CMD_ADD_BUFPOOL")]
+    AddBufpool,
 }
 
 impl Command {
@@ -21,6 +27,8 @@ impl Command {
         match self {
             Command::Register => fuse_kernel_sys::FUSE_IO_URING_CMD_REGISTER,
             Command::CommitAndFetch => fuse_kernel_sys::FUSE_IO_URING_CMD_COMMIT_AND_FETCH,
+            Command::AddQueue => fuse_kernel_sys::FUSE_IO_URING_CMD_ADD_QUEUE,
+            Command::AddBufpool => fuse_kernel_sys::FUSE_IO_URING_CMD_ADD_BUFPOOL,
         }
     }
 
@@ -29,6 +37,8 @@ impl Command {
         match self {
             Command::Register => "FUSE_IO_URING_CMD_REGISTER",
             Command::CommitAndFetch => "FUSE_IO_URING_CMD_COMMIT_AND_FETCH",
+            Command::AddQueue => "FUSE_IO_URING_CMD_ADD_QUEUE",
+            Command::AddBufpool => "FUSE_IO_URING_CMD_ADD_BUFPOOL",
         }
     }
 }

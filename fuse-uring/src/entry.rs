@@ -14,6 +14,7 @@ use crate::buffers::QueueBuffers;
 use crate::command::Command;
 use crate::error::ReplyError;
 use crate::layout::{KIND_COMMIT, Slot};
+use crate::pool::{PoolError, PoolState, kernel_selects_buffer};
 use crate::sqe;
 
 /// The token of one ring entry: a pointer-sized value whose possession is the right to read
@@ -160,33 +161,150 @@ impl<'a> Entry<'a> {
             .map(|(value, _)| value)
     }
 
-    /// The size of the payload buffer (what REGISTER announced in `iov[1].iov_len`).
+    #[inline(always)]
+    fn pool(&self) -> Option<&PoolState> {
+        let pool = self.slot().pool;
+        // SAFETY: non-null `pool` points to the `PoolState` boxed in the `QueueBuffers`, which
+        // lives (and is never moved or changed but for its atomics) as long as the buffers the
+        // token borrows.
+        (!pool.is_null()).then(|| unsafe { &*pool })
+    }
+
+    /// With a pool: claims the pool buffer of the request the kernel just delivered, when the
+    /// kernel gave it one. Called once per successful completion, while the header is still
+    /// exactly what the kernel wrote (a reply overwrites the opcode and `payload_sz`).
+    #[inline]
+    pub(crate) fn claim_pool_buffer(&self) {
+        let Some(pool) = self.pool() else { return };
+        let ent = self.ent_in_out();
+        let header = self.in_header();
+        if ent.offset == 0 {
+            // 0 is buffer 0 or no buffer at all: the kernel's own rule tells them apart.
+            let zero_copy = ent.flags & u64::from(sys::FUSE_URING_ENT_ZERO_COPY) != 0;
+            if !kernel_selects_buffer(header.opcode, ent.payload_sz, zero_copy) {
+                return;
+            }
+        }
+        if let Ok(index) = pool.locate(ent.offset) {
+            // A buffer another entry still holds stays theirs: this entry gets no access.
+            let _ = pool.claim(index, self.index());
+        }
+    }
+
+    /// The payload buffer of the request in the entry: its own buffer without a pool; with a
+    /// pool (7.46) the pool buffer at `fuse_uring_ent_in_out.offset`, claimed for this entry
+    /// when its completion was decoded and until its token is consumed or dropped (see the
+    /// `pool` module docs).
+    ///
+    /// # Errors
+    /// With a pool: [`PoolError::NoBuffer`] when the kernel gave the request no buffer (its
+    /// reply is the header alone, a zero-copy READ, or no request yet),
+    /// [`PoolError::BadOffset`] for an offset that is not a buffer of the pool,
+    /// [`PoolError::Busy`] when another entry holds that buffer.
+    #[inline]
+    pub fn payload_region(&self) -> Result<(*mut u8, usize), PoolError> {
+        let Some(pool) = self.pool() else {
+            let iov = self.slot().iov[1];
+            return Ok((iov.iov_base.cast(), iov.iov_len));
+        };
+        let offset = self.ent_in_out().offset;
+        let index = pool.locate(offset)?;
+        match pool.holder(index) {
+            Some(holder) if holder == self.index() => {
+                Ok((pool.base.wrapping_add(offset as usize), pool.buf_size))
+            }
+            Some(holder) => Err(PoolError::Busy { offset, holder }),
+            None => Err(PoolError::NoBuffer),
+        }
+    }
+
+    /// The size of the payload buffer: what REGISTER announced in `iov[1].iov_len`, or with a
+    /// pool the pool's buffer size, or 0 when [`payload_region`](Entry::payload_region) gives
+    /// no buffer.
     #[inline]
     pub fn payload_capacity(&self) -> usize {
-        self.slot().iov[1].iov_len
+        self.payload_region().map_or(0, |(_, len)| len)
     }
 
     /// The request's remaining arguments (names, write data...): `payload_sz` bytes of the
-    /// payload buffer, cut at the buffer's size if `payload_sz` claims more.
+    /// payload buffer, cut at the buffer's size if `payload_sz` claims more. Empty when there
+    /// is no buffer (see [`payload_region`](Entry::payload_region)).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        let len = (self.ent_in_out().payload_sz as usize).min(self.payload_capacity());
-        // SAFETY: the payload buffer is `payload_capacity()` bytes inside the mapping and
-        // `len` is at most that; u8 is valid for every bit pattern (the memory is initialised:
-        // zero from mmap or written by the kernel or by us); the token excludes kernel writes
-        // and `&self` excludes our own.
-        unsafe { std::slice::from_raw_parts(self.slot().iov[1].iov_base.cast::<u8>(), len) }
+        let payload_sz = self.ent_in_out().payload_sz as usize;
+        if payload_sz == 0 {
+            return &[];
+        }
+        let Ok((base, capacity)) = self.payload_region() else {
+            return &[];
+        };
+        let len = payload_sz.min(capacity);
+        // SAFETY: the payload buffer is `capacity` bytes inside the mapping (its own buffer, or
+        // a pool buffer checked by `locate` and claimed for this entry alone) and `len` is at
+        // most that; u8 is valid for every bit pattern (the memory is initialised: zero from
+        // mmap or written by the kernel or by us); the token excludes kernel writes and
+        // `&self` excludes our own.
+        unsafe { std::slice::from_raw_parts(base, len) }
     }
 
     /// The whole payload buffer, to write a reply in place (then call
     /// [`set_reply`](Entry::set_reply) with its length). It still holds the request's payload
-    /// until overwritten.
+    /// until overwritten. Empty when there is no buffer (see
+    /// [`payload_region`](Entry::payload_region)).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        let len = self.payload_capacity();
-        let base = self.slot().iov[1].iov_base.cast::<u8>();
+        let Ok((base, len)) = self.payload_region() else {
+            return &mut [];
+        };
         // SAFETY: as in `payload`, for the whole buffer, and `&mut self` makes it exclusive.
         unsafe { std::slice::from_raw_parts_mut(base, len) }
+    }
+
+    /// What a zero-copy request (7.46) lent this entry: `Some` when the kernel registered the
+    /// request's pages in the entry's zero-copy slot (`FUSE_URING_ENT_ZERO_COPY`).
+    ///
+    /// The pages belong to the request until the entry is committed: read them (a WRITE) or
+    /// fill them (a READ) with io_uring fixed-buffer operations on the queue's ring, with
+    /// `buf_index` = [`ZeroCopy::slot`] and the address an offset into the request's data
+    /// (0 for its start); wait for those to complete before committing, then reply with
+    /// [`set_zero_copy_reply`](Entry::set_zero_copy_reply). The pages are the client's
+    /// (page cache or user pages), never memory of this process, so no Rust reference to them
+    /// exists; [`Queue::zero_copy_read`](crate::Queue::zero_copy_read) builds and pushes such
+    /// a read for a READ request.
+    #[inline]
+    pub fn zero_copy(&self) -> Option<ZeroCopy> {
+        let ent = self.ent_in_out();
+        if ent.flags & u64::from(sys::FUSE_URING_ENT_ZERO_COPY) == 0 {
+            return None;
+        }
+        let slot = self.pool()?.zero_copy_slot(self.index())?;
+        let opcode = self.in_header().opcode;
+        // A READ's size is in its fuse_read_in (its payload_sz counts only copied bytes); a
+        // WRITE's payload_sz counts the bytes in the pages.
+        let len = if opcode == sys::FUSE_READ {
+            self.op_in_as::<sys::fuse_read_in>()
+                .map_or(0, |read| read.size)
+        } else {
+            ent.payload_sz
+        };
+        Some(ZeroCopy { slot, len, opcode })
+    }
+
+    /// The reply to a zero-copy request whose `len` data bytes went through the zero-copy
+    /// slot: `fuse_out_header { len: 16 + len, .. }` and `payload_sz = len`, nothing copied.
+    ///
+    /// # Errors
+    /// [`ReplyError::TooLong`] when `len` exceeds what the request lent (`payload_sz`), or
+    /// there is no zero-copy request in the entry (capacity 0).
+    #[inline]
+    pub fn set_zero_copy_reply(&mut self, len: usize) -> Result<(), ReplyError> {
+        let capacity = self.zero_copy().map_or(0, |z| z.len as usize);
+        if len > capacity {
+            return Err(ReplyError::TooLong { len, capacity });
+        }
+        let out_len = (size_of::<sys::fuse_out_header>() + len) as u32;
+        self.write_out_header(out_len, 0, len as u32);
+        Ok(())
     }
 
     /// Writes the reply header for a successful reply whose `len` payload bytes are already
@@ -280,9 +398,10 @@ impl<'a> Entry<'a> {
 
     #[inline(always)]
     fn user_data(&self, command: Command) -> u64 {
+        // Entries only build these two; the other commands carry no entry.
         let kind = match command {
-            Command::Register => 0,
             Command::CommitAndFetch => KIND_COMMIT,
+            _ => 0,
         };
         self.slot.as_ptr() as u64 | kind
     }
@@ -298,10 +417,15 @@ impl<'a> Entry<'a> {
     #[must_use = "the entry is lost unless the SQE is pushed to the ring"]
     pub fn register(self) -> Entry128 {
         let slot = self.slot();
-        sqe::register(
+        let pool = self.pool().map_or(sqe::PoolArgs::NONE, |p| sqe::PoolArgs {
+            registered_pool: p.registered,
+            zero_copy_slot: p.zero_copy_slot(slot.index),
+        });
+        sqe::register_with(
             slot.fd,
             slot.qid,
             ptr::from_ref(&slot.iov),
+            pool,
             self.user_data(Command::Register),
         )
     }
@@ -317,13 +441,39 @@ impl<'a> Entry<'a> {
     #[must_use = "the entry is lost unless the SQE is pushed to the ring"]
     pub fn commit_and_fetch(self) -> Entry128 {
         let slot = self.slot();
-        sqe::commit_and_fetch(
+        sqe::commit_and_fetch_with(
             slot.fd,
             slot.qid,
             self.commit_id(),
+            self.pool().and_then(|p| p.registered),
             self.user_data(Command::CommitAndFetch),
         )
     }
+}
+
+/// The token is gone (its SQE built, or dropped): with a pool, the claim on the pool buffer
+/// of its request is given back, so that the entry that gets this buffer next can claim it.
+impl Drop for Entry<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool() {
+            if let Ok(index) = pool.locate(self.ent_in_out().offset) {
+                pool.release(index, self.index());
+            }
+        }
+    }
+}
+
+/// A zero-copy request's pages, lent to an entry (from [`Entry::zero_copy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZeroCopy {
+    /// The registered-buffer slot that holds the pages (`buf_index` of fixed-buffer ops).
+    pub slot: u16,
+    /// The request's data bytes: for a READ the bytes asked for (`fuse_read_in.size`), for a
+    /// WRITE the bytes written (`payload_sz`).
+    pub len: u32,
+    /// `FUSE_READ` or `FUSE_WRITE`.
+    pub opcode: u32,
 }
 
 #[cfg(test)]

@@ -84,14 +84,31 @@ impl CmdError {
                  CONFIG_FUSE_IO_URING, `echo Y > /sys/module/fuse/parameters/enable_uring`, \
                  FUSE_OVER_IO_URING accepted in the INIT reply, and a /dev/fuse fd"
             }
+            (Errno::PERM, Command::AddQueue) => "zero-copy queues need CAP_SYS_ADMIN",
             (Errno::PERM, _) => "the /dev/fuse fd is not attached to a mounted connection",
             (Errno::AGAIN, _) => "the INIT reply has not been processed yet",
             (Errno::INVAL, Command::Register) => {
                 "REGISTER rejected: qid out of range (>= number of possible CPUs), payload buffer \
-                 smaller than the negotiated maximum payload, or the ring lacks IORING_SETUP_SQE128"
+                 smaller than the negotiated maximum payload, or the ring lacks IORING_SETUP_SQE128; \
+                 on a pool queue (7.46): a payload iovec that is not empty, or a missing or wrong \
+                 IORING_URING_CMD_FIXED/buf_index; a zero-copy queue without a pool, or a \
+                 zero-copy slot on a queue without zero-copy"
             }
             (Errno::INVAL, Command::CommitAndFetch) => {
-                "COMMIT_AND_FETCH rejected: qid out of range or the ring lacks IORING_SETUP_SQE128"
+                "COMMIT_AND_FETCH rejected: qid out of range, the ring lacks IORING_SETUP_SQE128, \
+                 or (7.46, registered pool) a missing or wrong IORING_URING_CMD_FIXED/buf_index"
+            }
+            (Errno::INVAL, Command::AddQueue) => {
+                "ADD_QUEUE rejected: qid out of range, unknown flags, or a kernel before 7.46 \
+                 (Linux 7.3), which does not know the command"
+            }
+            (Errno::EXIST, Command::AddQueue) => {
+                "ADD_QUEUE rejected: the queue exists (added before, or created by a REGISTER)"
+            }
+            (Errno::INVAL, Command::AddBufpool) => {
+                "ADD_BUFPOOL rejected: no such queue (ADD_QUEUE first), the queue already has a \
+                 pool or a REGISTERed entry, flags or reserved not 0, a pool smaller than one \
+                 buffer, or a kernel before 7.46"
             }
             (Errno::NOENT, Command::CommitAndFetch) => {
                 "unknown commit id: no request with this id is waiting for a reply on this queue"
@@ -160,6 +177,12 @@ pub enum BufferError {
         /// The requested payload size.
         payload_size: usize,
     },
+    /// The payload region is too large to be one pool: `fuse_uring_cmd_req.bufpool.len` is a
+    /// `u32` (4 GiB).
+    PoolTooLarge {
+        /// The region's length.
+        len: usize,
+    },
     /// The page size is not a power of two of at least 4096 (only from [`Layout::new`](crate::Layout::new)
     /// with a caller-supplied page size).
     BadPageSize(usize),
@@ -195,6 +218,10 @@ impl fmt::Display for BufferError {
             } => write!(
                 f,
                 "{depth} entries with {payload_size}-byte payloads do not fit in the address space"
+            ),
+            BufferError::PoolTooLarge { len } => write!(
+                f,
+                "a {len}-byte payload region is too large for one buffer pool (at most 4 GiB)"
             ),
             BufferError::BadPageSize(p) => {
                 write!(f, "page size {p} is not a power of two of at least 4096")

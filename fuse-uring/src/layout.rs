@@ -31,6 +31,9 @@ pub(crate) struct Slot {
     pub(crate) fd: DevFd,
     pub(crate) qid: u16,
     pub(crate) index: u32,
+    /// The queue's pool (7.46), owned by the `QueueBuffers` (boxed: its address is stable);
+    /// null without a pool.
+    pub(crate) pool: *const crate::pool::PoolState,
 }
 
 const _: () = {

@@ -148,6 +148,23 @@
 //!    ring and leaks its buffers rather than unmapping memory the kernel may still write; with
 //!    your own ring, do the same (`std::mem::forget` the buffers).
 //!
+//! # Buffer pools and zero-copy (protocol 7.46, Linux 7.3)
+//!
+//! One API for both kinds of kernel: build the config with
+//! [`QueueConfig::pool_if_offered`]`(offered, Pool::standard(zero_copy))`, where `offered` is
+//! the kernel's 64-bit INIT flags. When the kernel offered `FUSE_HAS_IO_URING_BUFPOOL`, the
+//! queue's payload region becomes one pool: [`Queue::register_all`] registers it with the ring
+//! as fixed buffer 0, sends `ADD_QUEUE` and `ADD_BUFPOOL`, then REGISTERs every entry with an
+//! empty payload iovec; each request's payload is found at `fuse_uring_ent_in_out.offset`
+//! ([`Entry::payload_region`]; an offset outside the pool or held by another entry gives no
+//! access, never an out-of-bounds one). Otherwise every entry keeps its own payload buffer,
+//! as on 7.42-7.45. The accessors ([`Entry::payload`], [`Entry::reply`]...) are the same in
+//! both cases. With `zero_copy` (root: `CAP_SYS_ADMIN`), READ and WRITE of files opened with
+//! `FOPEN_IO_URING_ZERO_COPY` lend the client's pages to the entry ([`Entry::zero_copy`]);
+//! [`Queue::zero_copy_read`] fills them from a file and [`Entry::set_zero_copy_reply`] answers.
+//! The raw builders are [`sqe::add_queue`], [`sqe::add_bufpool`], [`sqe::register_with`] and
+//! [`sqe::commit_and_fetch_with`].
+//!
 //! # Ownership
 //!
 //! See [`Entry`] for who may write an entry's memory when and why the token makes that
@@ -179,6 +196,7 @@ mod dev;
 mod entry;
 mod error;
 mod layout;
+mod pool;
 // Pushing SQEs to and popping CQEs from the ring it owns.
 #[allow(unsafe_code)]
 mod queue;
@@ -187,12 +205,13 @@ mod setup;
 #[allow(unsafe_code)]
 pub mod sqe;
 
-pub use buffers::{Completion, Entries, Prefault, QueueBuffers, QueueConfig};
+pub use buffers::{Completion, Entries, Pool, PoolInfo, Prefault, QueueBuffers, QueueConfig};
 pub use command::Command;
 pub use dev::{DevFd, FUSE_DEV_MAJOR, FUSE_DEV_MINOR, FuseFd, NotFuseDevice};
-pub use entry::Entry;
+pub use entry::{Entry, ZeroCopy};
 pub use error::{BufferError, CmdError, ReplyError};
 pub use layout::{HEADER_SIZE, Layout, MAX_PAYLOAD_SIZE, MIN_PAYLOAD_SIZE, SLOT_SIZE};
+pub use pool::PoolError;
 pub use queue::{Completions, ForeignEntry, Queue, Ring};
 /// rustix's errno type, which [`Entry::set_error`] and [`CmdError::errno`] use (re-exported so
 /// that users name the same version: `fuse_uring::Errno::NOSYS`).

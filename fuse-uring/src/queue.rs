@@ -80,7 +80,16 @@ pub struct Queue {
     ring: ManuallyDrop<Ring>,
     buffers: ManuallyDrop<QueueBuffers>,
     in_kernel: Cell<u32>,
+    /// Completions of SQEs that are not entry commands (zero-copy I/O): `(user_data, result)`,
+    /// kept in order until [`Queue::other_completions`] takes them. Allocated once, with room
+    /// for one per entry.
+    others: std::cell::RefCell<std::collections::VecDeque<(u64, i32)>>,
 }
+
+/// `user_data` of the ADD_QUEUE / ADD_BUFPOOL SQEs of [`Queue::register_all`] (odd, below any
+/// mapping: never an entry's).
+const SETUP_ADD_QUEUE: u64 = 1;
+const SETUP_ADD_BUFPOOL: u64 = 3;
 
 impl fmt::Debug for Queue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,10 +127,12 @@ impl Queue {
                 "the entries of these buffers were already taken",
             ));
         }
+        let others = std::collections::VecDeque::with_capacity(buffers.layout().depth() as usize);
         Ok(Queue {
             ring: ManuallyDrop::new(ring),
             buffers: ManuallyDrop::new(buffers),
             in_kernel: Cell::new(0),
+            others: std::cell::RefCell::new(others),
         })
     }
 
@@ -144,18 +155,166 @@ impl Queue {
 
     /// Pushes REGISTER for every entry and submits them.
     ///
+    /// With a pool ([`QueueConfig::pool`](crate::QueueConfig::pool), 7.46) it first sets the
+    /// queue up and waits for that: the ring's buffer table (a sparse table with the pool at
+    /// its registered index and the entries' zero-copy slots, when asked for), then
+    /// `ADD_QUEUE` and `ADD_BUFPOOL`, whose errors are returned here.
+    ///
     /// # Errors
     /// `InvalidInput` on a second call; the `io_uring_enter(2)` error if submitting fails
-    /// (the REGISTERs stay queued and go with the next submission). Errors of the REGISTER
-    /// commands themselves come back as completions.
+    /// (the REGISTERs stay queued and go with the next submission); with a pool, the error of
+    /// registering the buffer table (`io_uring_register(2)`) or the [`CmdError`] of ADD_QUEUE
+    /// or ADD_BUFPOOL (as `io::Error`; see [`CmdError`] for the errno values). Errors of the
+    /// REGISTER commands themselves come back as completions.
+    ///
+    /// [`CmdError`]: crate::CmdError
     pub fn register_all(&self) -> io::Result<()> {
         let entries = self.buffers.take_entries().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "entries already registered")
         })?;
+        if let Some(pool) = self.buffers.pool() {
+            self.set_up_pool(&pool)?;
+        }
         for entry in entries {
             self.push(&entry.register())?;
         }
         self.submit().map(drop)
+    }
+
+    /// The buffer table, ADD_QUEUE and ADD_BUFPOOL of a pool queue, each waited for.
+    fn set_up_pool(&self, pool: &crate::PoolInfo) -> io::Result<()> {
+        let depth = self.buffers.layout().depth();
+        let mut table = pool.setup.registered_index.map_or(0, |i| u32::from(i) + 1);
+        if let Some(first) = pool.setup.zero_copy_first_slot {
+            table = table.max(u32::from(first) + depth);
+        }
+        if table > 0 {
+            let submitter = self.ring.submitter();
+            submitter.register_buffers_sparse(table)?;
+            if let Some(index) = pool.setup.registered_index {
+                // SAFETY: the pool lies in the mapping of our buffers, which outlive the ring
+                // (`Drop` closes the ring first, which unregisters the table, and leaks the
+                // buffers if entries are still in the kernel).
+                unsafe {
+                    submitter.register_buffers_update(u32::from(index), &[pool.iovec], None)
+                }?;
+            }
+        }
+        let add_queue = self.buffers.add_queue_sqe(SETUP_ADD_QUEUE);
+        let add_bufpool = self.buffers.add_bufpool_sqe(SETUP_ADD_BUFPOOL);
+        for (sqe, command) in [
+            (add_queue, crate::Command::AddQueue),
+            (add_bufpool, crate::Command::AddBufpool),
+        ] {
+            let Some(sqe) = sqe else { continue };
+            {
+                // SAFETY: no other `SubmissionQueue` of this ring exists (as in `push`).
+                let mut sq = unsafe { self.ring.submission_shared() };
+                // SAFETY: ADD_QUEUE points to no memory; ADD_BUFPOOL points to the pool in our
+                // buffers, which live as long as the connection can use it (see `Drop`).
+                unsafe { sq.push(&sqe) }
+                    .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+            }
+            self.ring.submit_and_wait(1)?;
+            let result = loop {
+                let cqe = {
+                    // SAFETY: no other `CompletionQueue` of this ring exists (as in
+                    // `next_completion`).
+                    let mut cq = unsafe { self.ring.completion_shared() };
+                    cq.next()
+                };
+                match cqe {
+                    Some(cqe) if cqe.user_data() == sqe.get_user_data() => break cqe.result(),
+                    // Nothing else is in flight before the REGISTERs: keep it for the caller.
+                    Some(cqe) => self
+                        .others
+                        .borrow_mut()
+                        .push_back((cqe.user_data(), cqe.result())),
+                    None => {
+                        self.ring.submit_and_wait(1)?;
+                    }
+                }
+            };
+            if result < 0 {
+                let errno = rustix::io::Errno::from_raw_os_error(
+                    result
+                        .checked_neg()
+                        .filter(|e| (1..=4095).contains(e))
+                        .unwrap_or(libc::EIO),
+                );
+                return Err(crate::CmdError::new(command, errno).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes a fixed-buffer read of `len` bytes at `file_offset` of `file` into the pages a
+    /// zero-copy READ request lent `entry` ([`Entry::zero_copy`]), with `user_data`, to be
+    /// submitted by the next [`submit`](Queue::submit) or [`wait`](Queue::wait). Its
+    /// completion comes back through [`other_completions`](Queue::other_completions) (the
+    /// bytes read, or `-errno`); reply with [`Entry::set_zero_copy_reply`] after it, then
+    /// commit. `user_data` must not be one of an entry's (any value the buffers do not
+    /// [`own`](QueueBuffers::owns), such as small integers).
+    ///
+    /// Safe: the read writes only into the client's pages (registered by the kernel in the
+    /// entry's slot for this request), never into memory of this process, and io_uring holds
+    /// the file and the buffer until it completes.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the entry holds no zero-copy READ, `len` exceeds what it lent, or
+    /// `user_data` is an entry's; the `io_uring_enter(2)` error when the submission queue is
+    /// full and submitting fails.
+    pub fn zero_copy_read(
+        &self,
+        entry: &Entry<'_>,
+        file: std::os::fd::BorrowedFd<'_>,
+        file_offset: u64,
+        len: u32,
+        user_data: u64,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
+        let zc = entry
+            .zero_copy()
+            .ok_or_else(|| invalid("no zero-copy request in the entry"))?;
+        if zc.opcode != fuse_kernel_sys::FUSE_READ || len > zc.len {
+            return Err(invalid("not a zero-copy READ of at least len bytes"));
+        }
+        if self.buffers.owns(user_data) {
+            return Err(invalid("user_data of an entry"));
+        }
+        // The address of a kernel-registered buffer is an offset into it: 0 is its start.
+        let sqe: squeue::Entry128 = io_uring::opcode::ReadFixed::new(
+            types::Fd(file.as_raw_fd()),
+            std::ptr::null_mut(),
+            len,
+            zc.slot,
+        )
+        .offset(file_offset)
+        .build()
+        .user_data(user_data)
+        .into();
+        for _ in 0..2 {
+            let pushed = {
+                // SAFETY: no other `SubmissionQueue` of this ring exists (as in `push`).
+                let mut sq = unsafe { self.ring.submission_shared() };
+                // SAFETY: the read targets a kernel-registered buffer (the client's pages,
+                // no memory of ours) and `file`, which io_uring takes a reference to when it
+                // issues the read.
+                unsafe { sq.push(&sqe) }.is_ok()
+            };
+            if pushed {
+                return Ok(());
+            }
+            self.submit()?;
+        }
+        Err(io::Error::other("io_uring submission queue full"))
+    }
+
+    /// Takes the completions of SQEs that were not entry commands (for example
+    /// [`zero_copy_read`](Queue::zero_copy_read)): `(user_data, result)`, in order.
+    pub fn other_completions(&self) -> impl Iterator<Item = (u64, i32)> + '_ {
+        std::iter::from_fn(|| self.others.borrow_mut().pop_front())
     }
 
     /// Pushes REGISTER for `entry` (for example again after a REGISTER failed with
@@ -230,7 +389,10 @@ impl Queue {
                 self.in_kernel.set(self.in_kernel.get().saturating_sub(1));
                 return Some(done);
             }
-            // Not ours: impossible, as only this type pushes; skip it.
+            // Not an entry command (zero-copy I/O): kept for `other_completions`.
+            self.others
+                .borrow_mut()
+                .push_back((cqe.user_data(), cqe.result()));
         }
     }
 
