@@ -221,10 +221,7 @@ impl QueueBuffers {
                 pool.zero_copy_first_slot,
             )));
         }
-        let pool = buffers
-            .pool
-            .as_deref()
-            .map_or(ptr::null(), ptr::from_ref);
+        let pool = buffers.pool.as_deref().map_or(ptr::null(), ptr::from_ref);
         if config.huge_pages {
             buffers.advise(Advice::LinuxHugepage, "MADV_HUGEPAGE")?;
         }
