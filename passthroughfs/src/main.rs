@@ -269,6 +269,22 @@ fn raise_readahead(mount: &fuse_dev::Mount) {
     }
 }
 
+/// Fault injection for the tests (`tests/harden.rs`): with `PASSTHROUGHFS_FAULT_ERRNO=<n>`,
+/// GETXATTR of `user.passthroughfs.fault` fails with errno `n` (also outside the kernel's
+/// range, as some drivers leak `ENOTSUPP`, 524).
+const FAULT_ERRNO: &str = "PASSTHROUGHFS_FAULT_ERRNO";
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: inodes the kernel remembers keep an fd
+/// each, up to half the limit (see `fs`). Best effort.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 /// Wakes the main thread (a worker ended or failed).
 fn wake_main() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1);
@@ -286,7 +302,9 @@ const WANT: u32 = sys::FUSE_ASYNC_READ
     | sys::FUSE_READDIRPLUS_AUTO
     | sys::FUSE_PARALLEL_DIROPS
     | sys::FUSE_CACHE_SYMLINKS
-    | sys::FUSE_ASYNC_DIO;
+    | sys::FUSE_ASYNC_DIO
+    // Permission checks with the source's POSIX ACLs, which the kernel reads through GETXATTR.
+    | sys::FUSE_POSIX_ACL;
 
 /// Mounts read-only (a mirror takes no writes, and the kernel then also skips the atime
 /// update it would otherwise mark after every passthrough read).
@@ -384,6 +402,17 @@ fn run(args: Args) -> Result<(), Fatal> {
     preflight(&args)?;
     let _watchdog = spawn_unmount_watchdog(&args.mountpoint)?;
     let signals = block_stop_signals();
+    raise_fd_limit();
+    // The source is opened before the mount exists: as a private copy of its mounts, in
+    // which our own mount never appears (see `fs::open_source`).
+    let (root, view) = fs::open_source(&args.source)
+        .map_err(|e| Fatal(format!("source {}: {e}", args.source.display())))?;
+    if let fs::SourceView::Shared(e) = view {
+        eprintln!(
+            "passthroughfs: cannot make a private read-only noatime copy of the source's \
+             mounts ({e}); serving the source itself, whose atimes may then change"
+        );
+    }
     let (device, mount) = mount(&args)?;
     // A handle on the connection for passthrough's BACKING_OPEN (any fd of the session).
     let backing_dev = Arc::new(
@@ -423,14 +452,17 @@ fn run(args: Args) -> Result<(), Fatal> {
             return Err(Fatal(format!("INIT: {e}")));
         }
     };
-    let fs = Arc::new(fs::Fs::new(
-        &args.source,
-        fs::Options {
-            attr_timeout: args.attr_timeout,
-            passthrough,
-        },
-        Some(backing_dev.clone()),
-    )?);
+    let fs = Arc::new(
+        fs::Fs::with_root(
+            root,
+            fs::Options {
+                attr_timeout: args.attr_timeout,
+                passthrough,
+            },
+            Some(backing_dev.clone()),
+        )?
+        .with_fault_errno(std::env::var(FAULT_ERRNO).ok().and_then(|v| v.parse().ok())),
+    );
     channel.reply_init(&init, &negotiated)?;
     raise_readahead(&mount);
 

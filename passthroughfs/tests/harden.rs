@@ -1,0 +1,713 @@
+//! Hardening regressions of the example server (issue 16), on real mounts, each over both
+//! transports where the transport matters: a hostile or careless user must not make the
+//! mirror write the source, bypass its permissions, see what it hides, exhaust the server's
+//! fds or memory, stall it on another user's lease, or confuse inode numbers across mounts.
+//!
+//! Tests that need an unprivileged user create a throwaway one (`useradd`) and remove it
+//! after; their clients run in a forked child with that user's ids.
+
+#![allow(unsafe_code)] // fork, fcntl(F_SETLEASE), pause, _exit in the client children
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::example::ExampleServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_passthroughfs");
+
+/// A source directory and a mount point, removed on drop (after the server, declared later).
+struct Dirs {
+    source: PathBuf,
+    mountpoint: PathBuf,
+}
+
+impl Dirs {
+    fn new(tag: &str) -> Dirs {
+        Dirs {
+            source: testkit::temp_dir(&format!("{tag}-src")).expect("source"),
+            mountpoint: testkit::temp_dir(&format!("{tag}-mnt")).expect("mount point"),
+        }
+    }
+
+    fn start(&self, args: &[&str]) -> ExampleServer {
+        ExampleServer::start(Path::new(BIN), &self.source, &self.mountpoint, args)
+            .expect("passthroughfs starts")
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.mountpoint, rustix::mount::UnmountFlags::DETACH);
+        let _ = std::fs::remove_dir(&self.mountpoint);
+        let _ = std::fs::remove_dir_all(&self.source);
+    }
+}
+
+/// A throwaway system user (and its group), deleted on drop.
+struct TempUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TempUser {
+    fn create(tag: &str) -> TempUser {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("pfs{tag}{}x{n}", std::process::id() % 100_000);
+        let status = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--user-group"])
+            .args(["--shell", "/usr/sbin/nologin", &name])
+            .status()
+            .expect("run useradd");
+        assert!(status.success(), "useradd {name} failed");
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, &name]).output().expect("id");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("numeric id")
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        TempUser { name, uid, gid }
+    }
+
+    /// Runs `f` in a forked child with this user's ids (no supplementary groups, no
+    /// capabilities) and returns its exit code (`f`'s value; 100 when the ids could not be
+    /// set).
+    fn run(&self, f: impl FnOnce() -> i32) -> i32 {
+        let child = self.spawn(f);
+        child.wait()
+    }
+
+    fn spawn(&self, f: impl FnOnce() -> i32) -> Child {
+        // SAFETY: the child only makes system calls and then _exits; it never returns into
+        // the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // Single-threaded after fork: the per-thread id calls set the process's ids.
+            use rustix::thread::{Gid, Uid};
+            let gid = Gid::from_raw(self.gid);
+            let uid = Uid::from_raw(self.uid);
+            let ok = rustix::thread::set_thread_groups(&[]).is_ok()
+                && rustix::thread::set_thread_res_gid(gid, gid, gid).is_ok()
+                && rustix::thread::set_thread_res_uid(uid, uid, uid).is_ok();
+            let code = if ok { f() } else { 100 };
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        Child(pid)
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+/// A forked child; killed and reaped on drop if still running.
+struct Child(libc::pid_t);
+
+impl Child {
+    fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_raw(self.0).expect("a child pid is positive")
+    }
+
+    fn wait(self) -> i32 {
+        let status =
+            rustix::process::waitpid(Some(self.pid()), rustix::process::WaitOptions::empty());
+        std::mem::forget(self);
+        match status {
+            Ok(Some((_, status))) => status.exit_status().unwrap_or(-1),
+            _ => -1,
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(self.pid(), rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Some(self.pid()), rustix::process::WaitOptions::empty());
+    }
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL in path")
+}
+
+/// The errno of `r` as an exit code for a child (0 on success).
+fn code<T>(r: Result<T, rustix::io::Errno>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error(),
+    }
+}
+
+/// Sets the atime of `path` to 2001-09-09 (older than its mtime, so relatime would update it).
+fn set_old_atime(path: &Path) {
+    use rustix::fs::{Timespec, Timestamps, UTIME_OMIT};
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .expect("utimensat");
+}
+
+fn atime(path: &Path) -> i64 {
+    std::fs::symlink_metadata(path).expect("stat").atime()
+}
+
+/// Finding 10 (atime): reading files (passthrough and served) and listing directories through
+/// the mirror leaves every atime of the source as it was.
+fn the_source_atimes_never_change(transport: &str) {
+    for passthrough in [true, false] {
+        let dirs = Dirs::new("atime");
+        let sub = dirs.source.join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let file = sub.join("file");
+        std::fs::write(&file, vec![7u8; 100_000]).expect("write");
+        set_old_atime(&file);
+        set_old_atime(&sub);
+        set_old_atime(&dirs.source);
+        let before = [atime(&file), atime(&sub), atime(&dirs.source)];
+        let mut args = vec!["--transport", transport, "--attr-timeout", "0"];
+        if !passthrough {
+            args.push("--no-passthrough");
+        }
+        let server = dirs.start(&args);
+        assert_eq!(
+            std::fs::read(dirs.mountpoint.join("sub/file")).expect("read through the mount"),
+            vec![7u8; 100_000]
+        );
+        let listed: Vec<_> = std::fs::read_dir(dirs.mountpoint.join("sub"))
+            .expect("list")
+            .collect();
+        assert_eq!(listed.len(), 1);
+        // A DirEntry keeps its directory open: close it before stopping the server.
+        drop(listed);
+        assert_eq!(
+            std::fs::read_dir(&dirs.mountpoint).expect("list").count(),
+            1
+        );
+        let (ok, _, stderr) = server.stop().expect("stop");
+        assert!(ok, "{stderr}");
+        let after = [atime(&file), atime(&sub), atime(&dirs.source)];
+        assert_eq!(
+            after, before,
+            "passthrough={passthrough}: atimes of [file, sub, root] changed"
+        );
+    }
+}
+
+/// Finding 1 (the server enters its own mount): once the mirror is bind-mounted into the
+/// source, a lookup there must show the source's own directory, not the mirror again (over
+/// io_uring the server would wait for itself on its own queue; over /dev/fuse it would hold
+/// an fd into its own mount).
+fn the_server_never_enters_its_own_mount(transport: &str) {
+    let dirs = Dirs::new("ownmount");
+    let inner = dirs.source.join("inner");
+    std::fs::create_dir(&inner).expect("mkdir");
+    std::fs::write(inner.join("marker"), b"source").expect("marker");
+    std::fs::write(dirs.source.join("top"), b"top").expect("top");
+    let server = dirs.start(&["--transport", transport, "--attr-timeout", "0"]);
+    // The mirror, bind-mounted over a directory of its own source.
+    rustix::mount::mount_bind(&dirs.mountpoint, &inner).expect("bind the mirror into the source");
+    let _unbind = testkit::UnmountOnDrop(inner.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let through = dirs.mountpoint.join("inner");
+    std::thread::spawn(move || {
+        let names: Vec<String> = std::fs::read_dir(&through)
+            .map(|d| {
+                d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_else(|e| vec![format!("error: {e}")]);
+        let _ = tx.send(names);
+    });
+    let names = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listing MNT/inner hangs: the server waits for its own mount");
+    assert_eq!(
+        names,
+        vec!["marker".to_string()],
+        "MNT/inner is not the source's inner"
+    );
+    rustix::mount::unmount(&inner, rustix::mount::UnmountFlags::DETACH).expect("unbind");
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+}
+
+/// `system.posix_acl_access` bytes: version 2, then (tag, perm, id) entries.
+fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for &(tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+const ACL_USER_OBJ: u16 = 0x01;
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP_OBJ: u16 = 0x04;
+const ACL_MASK: u16 = 0x10;
+const ACL_OTHER: u16 = 0x20;
+const ACL_UNDEFINED_ID: u32 = u32::MAX;
+
+/// Finding 3 (POSIX ACLs): a user whom the source's ACL denies cannot read through the
+/// mount, and a user whom it allows can.
+fn posix_acls_are_enforced_as_the_source_does(transport: &str) {
+    let user = TempUser::create("acl");
+    let dirs = Dirs::new("acl");
+    let denied = dirs.source.join("denied");
+    let allowed = dirs.source.join("allowed");
+    std::fs::write(&denied, b"secret").expect("write");
+    std::fs::write(&allowed, b"shared").expect("write");
+    let set = |path: &Path, mode: u32, entries: &[(u16, u16, u32)]| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+        rustix::fs::setxattr(
+            path,
+            "system.posix_acl_access",
+            &acl(entries),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("set the ACL on the source (needs ACL support in /tmp's file system)");
+    };
+    // Mode 0644 (everyone may read), but the ACL names the user with no rights.
+    set(
+        &denied,
+        0o644,
+        &[
+            (ACL_USER_OBJ, 6, ACL_UNDEFINED_ID),
+            (ACL_USER, 0, user.uid),
+            (ACL_GROUP_OBJ, 4, ACL_UNDEFINED_ID),
+            (ACL_MASK, 4, ACL_UNDEFINED_ID),
+            (ACL_OTHER, 4, ACL_UNDEFINED_ID),
+        ],
+    );
+    // Mode 0600 (only root), but the ACL lets the user read.
+    set(
+        &allowed,
+        0o600,
+        &[
+            (ACL_USER_OBJ, 6, ACL_UNDEFINED_ID),
+            (ACL_USER, 4, user.uid),
+            (ACL_GROUP_OBJ, 0, ACL_UNDEFINED_ID),
+            (ACL_MASK, 4, ACL_UNDEFINED_ID),
+            (ACL_OTHER, 0, ACL_UNDEFINED_ID),
+        ],
+    );
+    let read_as_user = |path: &Path| {
+        let path = cpath(path);
+        user.run(|| {
+            code(rustix::fs::open(
+                path.as_c_str(),
+                rustix::fs::OFlags::RDONLY,
+                rustix::fs::Mode::empty(),
+            ))
+        })
+    };
+    // The source itself, as the reference.
+    assert_eq!(read_as_user(&denied), libc::EACCES, "source: denied");
+    assert_eq!(read_as_user(&allowed), 0, "source: allowed");
+    for extra in [&[][..], &["--no-passthrough"][..]] {
+        let mut args = vec!["--transport", transport];
+        args.extend_from_slice(extra);
+        let server = dirs.start(&args);
+        assert_eq!(
+            read_as_user(&dirs.mountpoint.join("denied")),
+            libc::EACCES,
+            "{args:?}: the ACL denies the user, the mirror let them read"
+        );
+        assert_eq!(
+            read_as_user(&dirs.mountpoint.join("allowed")),
+            0,
+            "{args:?}: the ACL allows the user, the mirror refused"
+        );
+        let (ok, _, stderr) = server.stop().expect("stop");
+        assert!(ok, "{stderr}");
+    }
+}
+
+/// Finding 4 (`trusted.*` listed to everyone): LISTXATTR through the mount shows `trusted.*`
+/// names to root only, as the source does; `user.*` to both.
+fn trusted_xattrs_are_listed_to_admins_only(transport: &str) {
+    let user = TempUser::create("xat");
+    let dirs = Dirs::new("xattr");
+    let file = dirs.source.join("file");
+    std::fs::write(&file, b"x").expect("write");
+    for (name, value) in [("trusted.hidden", &b"t"[..]), ("user.visible", &b"u"[..])] {
+        rustix::fs::setxattr(&file, name, value, rustix::fs::XattrFlags::empty())
+            .expect("setxattr on the source");
+    }
+    // Child exit code: bit 0 = user.visible listed, bit 1 = trusted.hidden listed, 64 + errno
+    // on failure.
+    let list_as_user = |path: &Path| {
+        let path = cpath(path);
+        user.run(|| {
+            let mut buf = [0u8; 1024];
+            match rustix::fs::listxattr(path.as_c_str(), &mut buf) {
+                Ok(n) => {
+                    let names = &buf[..n];
+                    let has = |x: &[u8]| names.split(|&b| b == 0).any(|n| n == x);
+                    i32::from(has(b"user.visible")) | i32::from(has(b"trusted.hidden")) << 1
+                }
+                Err(e) => 64 + e.raw_os_error(),
+            }
+        })
+    };
+    assert_eq!(
+        list_as_user(&file),
+        1,
+        "the source itself hides trusted.* from users"
+    );
+    let server = dirs.start(&["--transport", transport]);
+    let through = dirs.mountpoint.join("file");
+    assert_eq!(
+        list_as_user(&through),
+        1,
+        "the mirror lists trusted.* to an unprivileged user"
+    );
+    let mut buf = [0u8; 1024];
+    let n = rustix::fs::listxattr(&through, &mut buf).expect("listxattr as root");
+    let names: Vec<&[u8]> = buf[..n]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert!(
+        names.contains(&&b"trusted.hidden"[..]),
+        "root must see trusted.*: {names:?}"
+    );
+    assert!(names.contains(&&b"user.visible"[..]), "{names:?}");
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+}
+
+/// Finding 8 (inode numbers collide across submounts): a source on one tmpfs with a second
+/// tmpfs mounted inside; every file seen through the mirror has its own `st_ino`.
+fn inode_numbers_are_unique_across_source_submounts(transport: &str) {
+    let dirs = Dirs::new("ino");
+    rustix::mount::mount(
+        "tmpfs",
+        &dirs.source,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .expect("tmpfs source");
+    let _outer = testkit::UnmountOnDrop(dirs.source.clone());
+    let sub = dirs.source.join("sub");
+    std::fs::create_dir(&sub).expect("mkdir");
+    rustix::mount::mount(
+        "tmpfs",
+        &sub,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .expect("tmpfs submount");
+    let _inner = testkit::UnmountOnDrop(sub.clone());
+    let mut natively = std::collections::HashSet::new();
+    for i in 0..20 {
+        for dir in [&dirs.source, &sub] {
+            let path = dir.join(format!("f{i}"));
+            std::fs::write(&path, format!("{i}")).expect("write");
+            let m = std::fs::metadata(&path).expect("stat");
+            natively.insert((m.dev(), m.ino()));
+        }
+    }
+    assert_eq!(natively.len(), 40);
+    let server = dirs.start(&["--transport", transport]);
+    let mut seen = std::collections::HashMap::new();
+    for i in 0..20 {
+        for dir in ["", "sub/"] {
+            let name = format!("{dir}f{i}");
+            let m = std::fs::metadata(dirs.mountpoint.join(&name)).expect("stat through the mount");
+            if let Some(other) = seen.insert((m.dev(), m.ino()), name.clone()) {
+                panic!("{name} and {other} share st_ino {} on the mount", m.ino());
+            }
+        }
+    }
+    // Listings agree with stat.
+    for dir in ["", "sub"] {
+        for entry in std::fs::read_dir(dirs.mountpoint.join(dir)).expect("list") {
+            let entry = entry.expect("entry");
+            let m = entry.metadata().expect("stat");
+            if m.is_file() {
+                assert_eq!(entry.ino(), m.ino(), "{:?}: d_ino != st_ino", entry.path());
+            }
+        }
+    }
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+    drop(_inner);
+    drop(_outer);
+}
+
+/// Finding 11 (errno >= 512 from the source): such an errno reaches the caller as EIO, and
+/// the server keeps serving.
+fn an_errno_outside_the_kernel_range_becomes_eio(transport: &str) {
+    let dirs = Dirs::new("errno");
+    std::fs::write(dirs.source.join("file"), b"content").expect("write");
+    let server = ExampleServer::start_with_env(
+        Path::new(BIN),
+        &dirs.source,
+        &dirs.mountpoint,
+        &["--transport", transport],
+        &[("PASSTHROUGHFS_FAULT_ERRNO", "524")],
+    )
+    .expect("passthroughfs starts");
+    let file = dirs.mountpoint.join("file");
+    for _ in 0..3 {
+        let e = rustix::fs::getxattr(&file, "user.passthroughfs.fault", &mut [0u8; 64])
+            .expect_err("the fault xattr fails");
+        assert_eq!(
+            e,
+            rustix::io::Errno::IO,
+            "errno 524 must reach the caller as EIO"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&file).expect("the server still serves"),
+        b"content"
+    );
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "the server failed: {stderr}");
+}
+
+/// Finding 7 (a lease holder stalls the server): an unprivileged user holding a write lease
+/// on their file in the source makes an open through the mirror fail at once with EAGAIN
+/// (instead of waiting up to lease-break-time, 45 s, on a worker or a whole io_uring queue),
+/// while other requests go on; once the lease is gone the open works.
+fn a_lease_holder_does_not_stall_the_server(transport: &str) {
+    let user = TempUser::create("lse");
+    let dirs = Dirs::new("lease");
+    let file = dirs.source.join("leased");
+    std::fs::write(&file, b"data").expect("write");
+    std::fs::write(dirs.source.join("other"), b"other").expect("write");
+    std::os::unix::fs::chown(&file, Some(user.uid), Some(user.gid)).expect("chown");
+    let server = dirs.start(&["--transport", transport, "--attr-timeout", "0"]);
+    let (ready_r, ready_w) = rustix::pipe::pipe().expect("pipe");
+    let source = cpath(&file);
+    let holder = user.spawn(move || {
+        let Ok(fd) = rustix::fs::open(
+            source.as_c_str(),
+            rustix::fs::OFlags::RDWR,
+            rustix::fs::Mode::empty(),
+        ) else {
+            return 1;
+        };
+        // SAFETY: fcntl on a valid fd with F_SETLEASE/F_WRLCK.
+        if unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                libc::F_SETLEASE,
+                libc::F_WRLCK,
+            )
+        } != 0
+        {
+            return 2;
+        }
+        let _ = rustix::io::write(&ready_w, b"y");
+        loop {
+            // SAFETY: waits for a signal.
+            unsafe { libc::pause() };
+        }
+    });
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        rustix::io::read(&ready_r, &mut byte).expect("holder ready"),
+        1,
+        "the lease could not be taken"
+    );
+
+    // On every CPU (a queue per CPU over io_uring): the open returns promptly.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for cpu in 0..cpus {
+        let through = dirs.mountpoint.join("leased");
+        let other = dirs.mountpoint.join("other");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = testkit::fault::pin_current_thread(cpu);
+            let started = Instant::now();
+            let r = std::fs::File::open(&through).map(|_| ());
+            let other = std::fs::read(&other).map(|_| ());
+            let _ = tx.send((r, other, started.elapsed()));
+        });
+        let (r, other, took) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("open through the mirror blocked on another user's lease");
+        eprintln!("cpu {cpu}: open of the leased file: {r:?} after {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "cpu {cpu}: open took {took:?}"
+        );
+        // The first open starts the lease break and fails with EAGAIN; later read-only opens
+        // may be let through while the lease is downgraded. None waits.
+        if cpu == 0 {
+            let e = r.expect_err("open of a leased file must not wait");
+            assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "cpu {cpu}: {e}");
+        } else if let Err(e) = r {
+            assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "cpu {cpu}: {e}");
+        }
+        other.expect("another file on the same CPU");
+    }
+    drop(holder);
+    // The lease is gone with its holder: the open works.
+    assert_eq!(
+        std::fs::read(dirs.mountpoint.join("leased")).expect("read after the lease"),
+        b"data"
+    );
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+}
+
+/// Creates `n` empty files in `dir`.
+fn populate(dir: &Path, n: usize) {
+    std::fs::create_dir(dir).expect("mkdir");
+    for i in 0..n {
+        std::fs::File::create(dir.join(format!("entry-{i:06}"))).expect("create");
+    }
+}
+
+const BIG: usize = 100_000;
+
+/// Finding 5 (fd exhaustion): the server started under `ulimit -n 1024` (soft and hard);
+/// `ls -l` of a 100,000-entry directory gives no error and the mount keeps working.
+fn ls_l_of_a_huge_directory_under_a_low_fd_limit(transport: &str) {
+    let dirs = Dirs::new("fdlimit");
+    let big = dirs.source.join("big");
+    populate(&big, BIG);
+    std::fs::write(dirs.source.join("after"), b"still here").expect("write");
+    let nofile = "--nofile=1024:1024";
+    let server = ExampleServer::start(
+        Path::new("prlimit"),
+        &dirs.source,
+        &dirs.mountpoint,
+        &[nofile, BIN, "--transport", transport],
+    )
+    .expect("passthroughfs starts under prlimit");
+    let pid = server.pid().expect("pid");
+    let out = Command::new("ls")
+        .arg("-l")
+        .arg(dirs.mountpoint.join("big"))
+        .output()
+        .expect("ls");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    let errors = stderr.lines().count();
+    eprintln!(
+        "ls -l: {lines} lines, {errors} error lines, status {:?}",
+        out.status
+    );
+    assert_eq!(
+        errors,
+        0,
+        "ls -l errors (first: {:?})",
+        stderr.lines().next()
+    );
+    assert!(out.status.success());
+    assert_eq!(lines, BIG + 1, "ls -l lines (total + entries)");
+    let fds = testkit::fault::fd_count(pid).expect("fd count");
+    eprintln!("server fds after ls -l: {fds}");
+    assert!(fds < 1024);
+    // The mount keeps working: new lookups and opens, and stats of the listed entries.
+    assert_eq!(
+        std::fs::read(dirs.mountpoint.join("after")).expect("read"),
+        b"still here"
+    );
+    for i in (0..BIG).step_by(997) {
+        std::fs::metadata(big.join(format!("entry-{i:06}"))).expect("source stat");
+        std::fs::File::open(dirs.mountpoint.join("big").join(format!("entry-{i:06}")))
+            .expect("open through the mount after ls -l");
+    }
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+}
+
+/// Finding 6 (memory): 500 directory handles open at once on a 100,000-entry directory keep
+/// the server under 64 MiB resident, and it still answers.
+fn many_handles_on_a_huge_directory_stay_small(transport: &str) {
+    let dirs = Dirs::new("dirmem");
+    let big = dirs.source.join("big");
+    populate(&big, BIG);
+    let server = dirs.start(&["--transport", transport]);
+    let pid = server.pid().expect("pid");
+    let mut handles = Vec::new();
+    for _ in 0..500 {
+        let mut d = std::fs::read_dir(dirs.mountpoint.join("big")).expect("opendir");
+        // The first READDIR of each handle.
+        d.next().expect("an entry").expect("entry");
+        handles.push(d);
+    }
+    let rss = testkit::fault::status_kib(pid, "VmRSS").expect("VmRSS");
+    eprintln!("server resident with 500 handles: {rss} KiB");
+    assert!(
+        rss < 64 * 1024,
+        "server resident {rss} KiB with 500 handles"
+    );
+    // One handle read to the end: all entries, in order of the source's cookies.
+    let count = handles.pop().expect("handle").count() + 1;
+    assert_eq!(count, BIG);
+    drop(handles);
+    let rss = testkit::fault::status_kib(pid, "VmRSS").expect("VmRSS");
+    eprintln!("server resident after one full listing: {rss} KiB");
+    assert!(rss < 64 * 1024, "server resident {rss} KiB");
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+}
+
+/// One test per finding and transport: `<name>_over_dev` and `<name>_over_uring`.
+macro_rules! per_transport {
+    ($($test:ident => $dev:ident, $uring:ident;)*) => {$(
+        #[test]
+        fn $dev() {
+            if !testkit::require_kernel() {
+                return;
+            }
+            $test("dev");
+        }
+
+        #[test]
+        fn $uring() {
+            if !testkit::require_uring() {
+                return;
+            }
+            $test("uring");
+        }
+    )*};
+}
+
+per_transport! {
+    the_source_atimes_never_change => atime_over_dev, atime_over_uring;
+    the_server_never_enters_its_own_mount => own_mount_over_dev, own_mount_over_uring;
+    posix_acls_are_enforced_as_the_source_does => acl_over_dev, acl_over_uring;
+    trusted_xattrs_are_listed_to_admins_only => trusted_xattrs_over_dev, trusted_xattrs_over_uring;
+    inode_numbers_are_unique_across_source_submounts =>
+        unique_inos_over_dev, unique_inos_over_uring;
+    an_errno_outside_the_kernel_range_becomes_eio => big_errno_over_dev, big_errno_over_uring;
+    a_lease_holder_does_not_stall_the_server => lease_over_dev, lease_over_uring;
+    ls_l_of_a_huge_directory_under_a_low_fd_limit =>
+        fd_limit_over_dev, fd_limit_over_uring;
+    many_handles_on_a_huge_directory_stay_small => dir_memory_over_dev, dir_memory_over_uring;
+}
