@@ -677,6 +677,153 @@ fn many_handles_on_a_huge_directory_stay_small(transport: &str) {
     assert!(ok, "{stderr}");
 }
 
+fn wait_exit(server: &ExampleServer, within: Duration) -> bool {
+    let pid = server.pid().expect("pid");
+    testkit::fault::wait_until(within, || testkit::fault::process_exited(pid))
+}
+
+/// Finding 9 (SIGTERM while a client holds the mount): the server unmounts, and when the
+/// detached mount stays busy it aborts the connection and exits within a few seconds; the
+/// client then gets ENOTCONN.
+fn sigterm_while_a_client_holds_the_mount(transport: &str) {
+    let dirs = Dirs::new("busy");
+    std::fs::write(dirs.source.join("file"), b"x").expect("write");
+    let server = dirs.start(&["--transport", transport]);
+    let held = std::fs::File::open(dirs.mountpoint.join("file")).expect("open through the mount");
+    let started = Instant::now();
+    testkit::fault::signal(server.pid().expect("pid"), rustix::process::Signal::TERM)
+        .expect("SIGTERM");
+    assert!(
+        wait_exit(&server, Duration::from_secs(10)),
+        "the server did not exit while a client held the mount"
+    );
+    eprintln!("exited {:?} after SIGTERM", started.elapsed());
+    assert!(
+        !testkit::is_mount_point(&dirs.mountpoint),
+        "mount left behind"
+    );
+    let e = held.metadata().expect_err("the aborted mount");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+    drop(held);
+    let (ok, _, stderr) = server.stop().expect("reap");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("aborting the connection"), "{stderr}");
+}
+
+/// Finding 9 (a second signal is ignored): a second SIGTERM aborts at once.
+fn a_second_signal_stops_at_once(transport: &str) {
+    let dirs = Dirs::new("second");
+    std::fs::write(dirs.source.join("file"), b"x").expect("write");
+    let server = dirs.start(&["--transport", transport]);
+    let pid = server.pid().expect("pid");
+    let held = std::fs::File::open(dirs.mountpoint.join("file")).expect("open through the mount");
+    testkit::fault::signal(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    testkit::fault::signal(pid, rustix::process::Signal::TERM).expect("second SIGTERM");
+    assert!(
+        wait_exit(&server, Duration::from_secs(10)),
+        "the server did not exit"
+    );
+    let took = second.elapsed();
+    eprintln!("exited {took:?} after the second signal");
+    assert!(
+        took < Duration::from_millis(1500),
+        "the second signal waited the grace period"
+    );
+    drop(held);
+    let (ok, _, stderr) = server.stop().expect("reap");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("second signal"), "{stderr}");
+}
+
+/// Finding 9 (an external SIGUSR1 silently unmounts): it is ignored, and said.
+fn an_external_sigusr1_is_ignored(transport: &str) {
+    let dirs = Dirs::new("usr1");
+    std::fs::write(dirs.source.join("file"), b"still").expect("write");
+    let server = dirs.start(&["--transport", transport]);
+    testkit::fault::signal(server.pid().expect("pid"), rustix::process::Signal::USR1)
+        .expect("SIGUSR1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        testkit::is_mount_point(&dirs.mountpoint),
+        "SIGUSR1 unmounted the mirror"
+    );
+    assert_eq!(
+        std::fs::read(dirs.mountpoint.join("file")).expect("read"),
+        b"still"
+    );
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("ignoring SIGUSR1"), "{stderr}");
+}
+
+/// Finding 9 (SIGKILL of the process group kills the watchdog too): the watchdog is in its
+/// own session and removes the mount of the killed server.
+fn killing_the_process_group_leaves_no_mount(transport: &str) {
+    let dirs = Dirs::new("pgkill");
+    std::fs::write(dirs.source.join("file"), b"x").expect("write");
+    // `setsid` makes the server a process group leader (pgid = its pid); it execs in place.
+    let server = ExampleServer::start(
+        Path::new("setsid"),
+        &dirs.source,
+        &dirs.mountpoint,
+        &[BIN, "--transport", transport],
+    )
+    .expect("passthroughfs starts under setsid");
+    let pid = server.pid().expect("pid");
+    assert_eq!(
+        rustix::process::getpgid(rustix::process::Pid::from_raw(pid as i32))
+            .expect("pgid")
+            .as_raw_nonzero()
+            .get(),
+        pid as i32
+    );
+    let group = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+        .expect("kill -9 -PGID");
+    assert!(
+        testkit::fault::wait_until(Duration::from_secs(10), || !testkit::is_mount_point(
+            &dirs.mountpoint
+        )),
+        "a stale mount is left after the process group was killed"
+    );
+    let (ok, _, _) = server.stop().expect("reap");
+    assert!(!ok);
+}
+
+/// Finding 2 (the watchdog unmounts what is not ours): with a tmpfs stacked on the mirror,
+/// killing the server leaves the tmpfs (and its data) alone.
+fn the_watchdog_unmounts_only_our_mount(transport: &str) {
+    let dirs = Dirs::new("stack");
+    std::fs::write(dirs.source.join("file"), b"x").expect("write");
+    let server = dirs.start(&["--transport", transport]);
+    rustix::mount::mount(
+        "tmpfs",
+        &dirs.mountpoint,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .expect("stack a tmpfs on the mirror");
+    std::fs::write(dirs.mountpoint.join("precious"), b"data").expect("write to the tmpfs");
+    testkit::fault::signal(server.pid().expect("pid"), rustix::process::Signal::KILL)
+        .expect("SIGKILL");
+    assert!(wait_exit(&server, Duration::from_secs(10)));
+    // Give the watchdog time to act.
+    std::thread::sleep(Duration::from_millis(500));
+    let kept = std::fs::read(dirs.mountpoint.join("precious"));
+    // Clean up both mounts (tmpfs on top, then the dead mirror) before asserting.
+    let _ = rustix::mount::unmount(&dirs.mountpoint, rustix::mount::UnmountFlags::DETACH);
+    let _ = rustix::mount::unmount(&dirs.mountpoint, rustix::mount::UnmountFlags::DETACH);
+    assert_eq!(
+        kept.expect("the stacked tmpfs was unmounted by the server's watchdog"),
+        b"data"
+    );
+    let (ok, _, _) = server.stop().expect("reap");
+    assert!(!ok);
+}
+
 /// One test per finding and transport: `<name>_over_dev` and `<name>_over_uring`.
 macro_rules! per_transport {
     ($($test:ident => $dev:ident, $uring:ident;)*) => {$(
@@ -710,4 +857,9 @@ per_transport! {
     ls_l_of_a_huge_directory_under_a_low_fd_limit =>
         fd_limit_over_dev, fd_limit_over_uring;
     many_handles_on_a_huge_directory_stay_small => dir_memory_over_dev, dir_memory_over_uring;
+    sigterm_while_a_client_holds_the_mount => busy_sigterm_over_dev, busy_sigterm_over_uring;
+    a_second_signal_stops_at_once => second_signal_over_dev, second_signal_over_uring;
+    an_external_sigusr1_is_ignored => external_usr1_over_dev, external_usr1_over_uring;
+    killing_the_process_group_leaves_no_mount => pgroup_kill_over_dev, pgroup_kill_over_uring;
+    the_watchdog_unmounts_only_our_mount => stacked_watchdog_over_dev, stacked_watchdog_over_uring;
 }
