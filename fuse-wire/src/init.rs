@@ -11,7 +11,8 @@ use fuse_kernel_sys as sys;
 use sys::zerocopy::{FromBytes, IntoBytes};
 
 use crate::Errno;
-use crate::request::{DecodeError, Protocol};
+use crate::decode_error::DecodeError;
+use crate::request::Protocol;
 
 /// The oldest kernel protocol minor this crate serves: 7.36 (Linux 5.17), the first with the
 /// 64-byte `fuse_init_in` and its second flags word (`flags2`, `FUSE_INIT_EXT`).

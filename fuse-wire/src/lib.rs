@@ -66,9 +66,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod decode_error;
 pub mod dirent;
 pub mod init;
 pub mod notify;
+mod operation;
 pub mod reply;
 pub mod request;
 
@@ -79,7 +81,9 @@ pub use rustix::io::Errno;
 #[allow(clippy::unnecessary_cast)] // the generated constant's type has changed before
 pub const ROOT_ID: u64 = sys::FUSE_ROOT_ID as u64;
 
+pub use decode_error::{DecodeError, DecodeErrorKind};
 pub use dirent::{DirentBuf, DirentError, DirentPlusBuf};
 pub use init::{InitConfig, InitError, KernelInit, MIN_KERNEL_MINOR, Negotiated, negotiate};
+pub use operation::{Forgets, Operation, RemoveMappings};
 pub use reply::{BufferTooSmall, OpenOut, out_error, out_header};
-pub use request::{DecodeError, DecodeErrorKind, Operation, Protocol, Request, fixed_arg_size};
+pub use request::{Protocol, Request, fixed_arg_size};
