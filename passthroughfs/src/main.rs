@@ -48,10 +48,36 @@ options:
   --threads N                 worker threads of the dev transport (default: possible CPUs)
   --stats                     on exit, print request counts by opcode and transport, and how
                               many opens went through passthrough
+  --nonempty                  mount even if MOUNTPOINT has entries (they are hidden meanwhile)
+  --                          end of options (SOURCE may then start with '-')
   -h, --help                  this text
 
 It stays in the foreground; stop it with Ctrl-C (SIGINT) or SIGTERM, or unmount MOUNTPOINT.
+If a client still holds the mount 2 s after the signal (a cwd, an open file), or on a second
+signal, the connection is aborted: those clients get ENOTCONN. A watchdog process unmounts
+the mount if the server dies, but only while the mount point is still this mount.
 On start it prints one line `ready: transport=... passthrough=...` once the mount is usable.
+SOURCE and MOUNTPOINT must not overlap, and MOUNTPOINT must not be a mount point already.
+
+What it guarantees:
+  - nothing is written to SOURCE, not even an atime: the server works on a private,
+    detached, read-only, noatime copy of SOURCE's mounts (taken before mounting; a warning
+    says so when the kernel or privileges do not allow it). Mounts made under SOURCE later,
+    the mirror itself included, are not seen;
+  - permissions as SOURCE enforces them: mode bits and POSIX ACLs (default_permissions and
+    FUSE_POSIX_ACL); trusted.* xattrs are listed to CAP_SYS_ADMIN callers only;
+  - inode numbers unique on the mount: SOURCE's own for its file system, numbers from 2^62
+    for file systems mounted under SOURCE;
+  - fd limit: the soft RLIMIT_NOFILE is raised to the hard one; inodes keep an O_PATH fd up
+    to half of it, the least recently used beyond are closed and reopened from file handles
+    (open_by_handle_at); an open that still hits EMFILE gets EMFILE, later ones work;
+  - memory: a directory handle is one fd (read at the kernel's offset, never copied); the
+    inode table grows with what the kernel remembers (about 200 bytes per inode) and
+    shrinks when it forgets;
+  - no waits on other users: files are opened O_NONBLOCK, so a lease held on a source file
+    makes the open fail with EAGAIN at once (the holder is asked to release it) instead of
+    stalling a worker or an io_uring queue for the lease-break time.
+  Not provided: xattrs of symlinks (always reported empty).
 ";
 
 /// Which transport the user asked for.
@@ -72,6 +98,7 @@ struct Args {
     threads: Option<usize>,
     pin_queues: bool,
     stats: bool,
+    nonempty: bool,
 }
 
 /// A one-line error for the user: what went wrong and how to fix it.
@@ -95,9 +122,15 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
         threads: None,
         pin_queues: true,
         stats: false,
+        nonempty: false,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
+        if arg == "--" {
+            // Everything after `--` is positional (a source named like an option).
+            positional.extend(it.by_ref().map(PathBuf::from));
+            break;
+        }
         let value = |it: &mut dyn Iterator<Item = std::ffi::OsString>, name: &str| {
             it.next()
                 .and_then(|v| v.into_string().ok())
@@ -140,6 +173,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
                 );
             }
             Some("--stats") => args.stats = true,
+            Some("--nonempty") => args.nonempty = true,
             Some("--no-pin-queues") => args.pin_queues = false,
             Some(s) if s.starts_with('-') => {
                 return Err(Fatal(format!("unknown option {s} (see --help)")));
@@ -178,6 +212,14 @@ fn preflight(args: &Args) -> Result<(), Fatal> {
     if !mp.is_dir() {
         return Err(Fatal(format!(
             "mount point {} is not a directory",
+            args.mountpoint.display()
+        )));
+    }
+    // Mounting over files hides them from everyone until the unmount: only when asked.
+    if !args.nonempty && std::fs::read_dir(&args.mountpoint).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Fatal(format!(
+            "mount point {} is not empty; mounting would hide its files (give --nonempty to \
+             mount anyway)",
             args.mountpoint.display()
         )));
     }
@@ -577,6 +619,12 @@ fn run(args: Args) -> Result<(), Fatal> {
         }
         None => Transport::Dev,
     };
+    if transport == Transport::Uring && args.threads.is_some() {
+        eprintln!(
+            "passthroughfs: --threads applies to the dev transport only; io_uring serves \
+             with one thread per queue (one queue per possible CPU)"
+        );
+    }
     let dev_threads = match transport {
         Transport::Uring => 1,
         Transport::Dev => args.threads.unwrap_or_else(possible_cpus),

@@ -72,14 +72,18 @@ impl Rings {
         wake: fn(),
     ) -> io::Result<Vec<JoinHandle<Result<(), String>>>> {
         let mut threads = Vec::with_capacity(self.queues.len());
+        // Each thread says when its REGISTERs are submitted (or drops its sender on failure):
+        // `start` returns once every queue is served, so that `ready:` is true when printed.
+        let (registered, all_registered) = std::sync::mpsc::channel::<()>();
         for qid in self.queues {
             let fs = fs.clone();
             let dev = dev.clone();
+            let registered = registered.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("fuse-uring-{qid}"))
                     .spawn(move || {
-                        let r = serve_queue(&fs, &dev, qid, payload, pin, protocol)
+                        let r = serve_queue(&fs, &dev, qid, payload, pin, protocol, registered)
                             .map_err(|e| format!("queue {qid}: {e}"));
                         if let Err(e) = &r {
                             eprintln!("passthroughfs: io_uring {e}");
@@ -89,6 +93,9 @@ impl Rings {
                     })?,
             );
         }
+        drop(registered);
+        // Ends when every thread has sent or dropped its sender.
+        while all_registered.recv().is_ok() {}
         Ok(threads)
     }
 }
@@ -125,6 +132,7 @@ fn serve_queue(
     payload: usize,
     pin: bool,
     protocol: Protocol,
+    registered: std::sync::mpsc::Sender<()>,
 ) -> io::Result<()> {
     if pin {
         pin_to_cpu(qid);
@@ -137,6 +145,8 @@ fn serve_queue(
     // still holds entries it leaks the buffers instead of unmapping them.
     let queue = Queue::new(buffers, ring)?;
     queue.register_all()?;
+    let _ = registered.send(());
+    drop(registered);
 
     let mut scratch = vec![0u8; SCRATCH];
     let mut first_error = None;

@@ -629,7 +629,8 @@ fn ls_l_of_a_huge_directory_under_a_low_fd_limit(transport: &str) {
     assert!(out.status.success());
     assert_eq!(lines, BIG + 1, "ls -l lines (total + entries)");
     let fds = testkit::fault::fd_count(pid).expect("fd count");
-    eprintln!("server fds after ls -l: {fds}");
+    let rss = testkit::fault::status_kib(pid, "VmRSS").unwrap_or(0);
+    eprintln!("server fds after ls -l: {fds}, resident {rss} KiB");
     assert!(fds < 1024);
     // The mount keeps working: new lookups and opens, and stats of the listed entries.
     assert_eq!(
@@ -824,6 +825,90 @@ fn the_watchdog_unmounts_only_our_mount(transport: &str) {
     assert!(!ok);
 }
 
+/// io_uring instances among the fds of process `pid`.
+fn uring_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().contains("io_uring"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Finding 10 (smaller): `--` ends the options; `ready:` comes after every io_uring queue is
+/// set up; `--threads` with io_uring is not ignored silently; a normal external `umount`
+/// ends the server without an error message.
+fn command_line_and_lifecycle_details(transport: &str) {
+    let dirs = Dirs::new("details");
+    std::fs::write(dirs.source.join("file"), b"x").expect("write");
+    // `--` then SOURCE MOUNTPOINT (appended by ExampleServer).
+    let server = dirs.start(&["--transport", transport, "--threads", "3", "--"]);
+    let pid = server.pid().expect("pid");
+    if transport == "uring" {
+        let queues: usize = server
+            .ready_field("queues")
+            .and_then(|q| q.parse().ok())
+            .expect("queues in the ready line");
+        assert_eq!(
+            uring_fds(pid),
+            queues,
+            "ready: printed before every ring was set up"
+        );
+    }
+    assert_eq!(
+        std::fs::read(dirs.mountpoint.join("file")).expect("read"),
+        b"x"
+    );
+    // umount(8) as an administrator would, without -l.
+    rustix::mount::unmount(&dirs.mountpoint, rustix::mount::UnmountFlags::empty()).expect("umount");
+    assert!(
+        wait_exit(&server, Duration::from_secs(10)),
+        "the server did not exit after umount"
+    );
+    let (ok, _, stderr) = server.stop().expect("reap");
+    assert!(ok, "{stderr}");
+    assert!(
+        !stderr.contains("failed") && !stderr.contains("Invalid argument"),
+        "{stderr}"
+    );
+    if transport == "uring" {
+        assert!(
+            stderr.contains("--threads applies to the dev transport only"),
+            "{stderr}"
+        );
+    }
+}
+
+/// Finding 10 (a non-empty mount point is used silently): refused with a one-line error,
+/// accepted with `--nonempty`.
+#[test]
+fn a_non_empty_mount_point_is_refused_unless_asked() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let dirs = Dirs::new("nonempty");
+    std::fs::write(dirs.mountpoint.join("hidden"), b"x").expect("write");
+    let out = Command::new(BIN)
+        .arg(&dirs.source)
+        .arg(&dirs.mountpoint)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a non-empty mount point was used");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+    assert!(!testkit::is_mount_point(&dirs.mountpoint));
+    let server = dirs.start(&["--nonempty"]);
+    assert!(testkit::is_mount_point(&dirs.mountpoint));
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+    let _ = std::fs::remove_file(dirs.mountpoint.join("hidden"));
+}
+
 /// One test per finding and transport: `<name>_over_dev` and `<name>_over_uring`.
 macro_rules! per_transport {
     ($($test:ident => $dev:ident, $uring:ident;)*) => {$(
@@ -862,4 +947,5 @@ per_transport! {
     an_external_sigusr1_is_ignored => external_usr1_over_dev, external_usr1_over_uring;
     killing_the_process_group_leaves_no_mount => pgroup_kill_over_dev, pgroup_kill_over_uring;
     the_watchdog_unmounts_only_our_mount => stacked_watchdog_over_dev, stacked_watchdog_over_uring;
+    command_line_and_lifecycle_details => details_over_dev, details_over_uring;
 }
