@@ -10,6 +10,7 @@ mod miri;
 mod proc;
 mod soak;
 mod tree;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -56,6 +57,15 @@ commands:
   regen-bindings [--check]   regenerate fuse-kernel-sys/src/generated/ from include/*.h;
                              with --check, regenerate in memory and fail if the committed
                              snapshot differs
+  vm-test [--kernel 6.1|6.12|7.2|7.3|all] [--filter TEST] [--bins LIST] [--timeout S]
+                             the kernel tests inside QEMU (TCG) virtual machines running
+                             Debian's kernels: 6.1 (bookworm), 6.12 (trixie), 7.2 (sid),
+                             7.3 (experimental), the newest of each picked at run time
+                             (default: all); installs qemu-system-x86 and busybox-static
+                             when root. --filter: libtest name filter for every binary;
+                             --bins: only test binaries whose name contains one of LIST;
+                             --timeout: limit per test binary (default 900 s). Prints the
+                             matrix and writes target/vm-test/results.{md,json}
   help                       this text
 ";
 
@@ -70,6 +80,7 @@ fn main() -> ExitCode {
         ["hello-fresh"] => hello_fresh::hello_fresh(&workspace_root()),
         ["miri", rest @ ..] => miri::miri(&workspace_root(), rest),
         ["soak", rest @ ..] => soak::soak(&workspace_root(), rest),
+        ["vm-test", rest @ ..] => vm::vm_test(&workspace_root(), rest),
         ["setup"] => setup(),
         ["test"] => test(),
         ["regen-bindings"] => regen_bindings(false),
