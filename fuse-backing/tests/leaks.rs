@@ -91,7 +91,7 @@ fn serve_passthrough(dir: &Path, count: usize) -> (Session, Vec<Guard>, Vec<u8>)
 
 #[test]
 fn closed_ids_are_gone_and_release_their_backing_files() {
-    if !testkit::require_kernel() {
+    if !testkit::require_passthrough() {
         return;
     }
     let Some(_leaks) = testkit::leak::isolate() else {
@@ -128,7 +128,7 @@ fn closed_ids_are_gone_and_release_their_backing_files() {
 
 #[test]
 fn ids_left_open_are_released_with_the_connection() {
-    if !testkit::require_kernel() {
+    if !testkit::require_passthrough() {
         return;
     }
     let Some(_leaks) = testkit::leak::isolate() else {

@@ -1,7 +1,9 @@
 //! FUSE-over-io_uring against the running kernel, on real mounts: requests served entirely
 //! through the ring, every entry back at unmount, and the kernel's errors for bad input.
 //!
-//! Each test starts with `testkit::require_uring()` (root, /dev/fuse, enable_uring = Y).
+//! Each test starts with `testkit::require_uring()` (root, /dev/fuse, enable_uring = Y; not
+//! applicable before Linux 6.14), except the one that checks what the library says on such a
+//! kernel.
 
 // These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
 #![allow(unsafe_code)]
@@ -645,6 +647,29 @@ fn expect_error(done: &fuse_uring::Completion<'_>, command: Command, errno: Errn
     assert_eq!(err.errno(), errno, "{err}");
 }
 
+/// Checks a command that failed on a connection where a REGISTER already failed: `usually`,
+/// or what this kernel answers instead (`testkit::kernel::uring_cmd_after_failed_register`).
+fn expect_error_after_failed_register(
+    done: &fuse_uring::Completion<'_>,
+    command: Command,
+    usually: Errno,
+    caps: &testkit::kernel::Capabilities,
+) -> Errno {
+    assert_eq!(done.command, command);
+    let err = done
+        .result
+        .as_ref()
+        .expect_err("the kernel must refuse this command");
+    assert_eq!(err.command(), command);
+    let allowed = testkit::kernel::uring_cmd_after_failed_register(caps, usually);
+    assert!(
+        allowed.contains(&err.errno()),
+        "{err} (expected {allowed:?} on Linux {})",
+        caps.release
+    );
+    err.errno()
+}
+
 #[test]
 fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
     if !testkit::require_uring() {
@@ -728,25 +753,34 @@ fn bad_register_and_commit_input_yield_kernel_errno() {
     drop(done.entry);
 
     // Payload buffer below the negotiated maximum (but above the kernel's 8192 minimum, which
-    // QueueBuffers itself enforces): EINVAL.
+    // QueueBuffers itself enforces): EINVAL, or EOPNOTSUPP on kernels that stop taking
+    // io_uring commands after the failed REGISTER above.
+    let caps = testkit::kernel::capabilities().expect("probed by require_uring");
     let small = QueueBuffers::new(QueueConfig::new(0, 2, payload_size - 4096, fuse_fd(&dev)))
         .expect("buffers");
     let mut entries = small.take_entries().unwrap();
     let done = one_completion(&mut ring, &small, entries.next().unwrap().register());
-    expect_error(&done, Command::Register, Errno::INVAL);
+    let errno = expect_error_after_failed_register(&done, Command::Register, Errno::INVAL, caps);
     assert_eq!(done.entry.index(), 0);
     drop(done);
 
-    // COMMIT_AND_FETCH of an entry that holds no request: its commit id (0) is unknown.
+    // COMMIT_AND_FETCH of an entry that holds no request: its commit id (0) is unknown
+    // (ENOENT), or again EOPNOTSUPP.
     let done = one_completion(
         &mut ring,
         &small,
         entries.next().unwrap().commit_and_fetch(),
     );
-    expect_error(&done, Command::CommitAndFetch, Errno::NOENT);
-    assert!(done.result.unwrap_err().is_unknown_commit_id());
+    let errno2 =
+        expect_error_after_failed_register(&done, Command::CommitAndFetch, Errno::NOENT, caps);
+    if errno2 == Errno::NOENT {
+        assert!(done.result.unwrap_err().is_unknown_commit_id());
+    } else {
+        assert!(done.result.unwrap_err().is_uring_unavailable());
+    }
     assert_eq!(done.entry.index(), 1);
     drop(done.entry);
+    eprintln!("after a failed REGISTER: REGISTER {errno:?}, COMMIT_AND_FETCH {errno2:?}");
 
     // After a failed REGISTER the kernel falls back to read(2): the mount still works.
     let counters = Arc::new(Counters::default());
@@ -815,4 +849,88 @@ fn dropping_a_queue_with_entries_in_the_kernel_leaks_its_buffers() {
         !mounts.contains(root.to_str().expect("utf8")),
         "mount left behind"
     );
+}
+
+#[test]
+fn before_linux_6_14_the_library_says_why_io_uring_is_unavailable() {
+    let Some(caps) = testkit::kernel::capabilities() else {
+        return;
+    };
+    if caps.at_least(testkit::kernel::URING_SINCE) {
+        testkit::kernel::not_applicable(
+            "the kernel has FUSE-over-io_uring; the other tests of this file use it",
+        );
+        return;
+    }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
+    assert_eq!(
+        fuse_uring::uring_support(),
+        fuse_uring::UringSupport::Unavailable
+    );
+    assert!(
+        fuse_uring::uring_support().to_string().contains("6.14"),
+        "{}",
+        fuse_uring::uring_support()
+    );
+
+    // INIT does not offer it, and check_init says the kernel is too old, by its minor version.
+    let mut opts = InitOptions::default();
+    opts.want |= sys::FUSE_OVER_IO_URING;
+    let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
+    let session = Session::mount_only(dev.clone(), &opts).expect("mount and INIT");
+    let connection = session.mount().and_then(testkit::Mount::connection);
+    assert_eq!(session.negotiated.offered & sys::FUSE_OVER_IO_URING, 0);
+    assert_eq!(session.negotiated.init_in.minor, caps.init_minor);
+    assert!(caps.init_minor < 42, "FUSE-over-io_uring came with 7.42");
+    let e = fuse_uring::check_init(&session.negotiated.init_in).expect_err("not offered");
+    assert_eq!(
+        e,
+        fuse_uring::Unsupported::KernelTooOld {
+            minor: caps.init_minor
+        }
+    );
+    assert!(e.to_string().contains("7.42"), "{e}");
+
+    // A server that registers anyway: this kernel's /dev/fuse has no io_uring commands, and
+    // the completion says "unavailable".
+    let payload = fuse_uring::payload_size(&session.negotiated.init_out);
+    let buffers =
+        QueueBuffers::new(QueueConfig::new(0, 1, payload, fuse_fd(&dev))).expect("buffers");
+    let queue =
+        Queue::new(buffers, fuse_uring::ring_builder().build(1).expect("ring")).expect("queue");
+    queue.register_all().expect("submit REGISTER");
+    let mut done = None;
+    for _ in 0..100 {
+        queue.wait(Some(Duration::from_millis(50))).expect("wait");
+        if let Some(d) = queue.next_completion() {
+            done = Some(d);
+            break;
+        }
+    }
+    let e = done
+        .expect("REGISTER completes")
+        .result
+        .expect_err("no io_uring on this kernel");
+    assert_eq!(e.errno(), Errno::OPNOTSUPP, "{e}");
+    assert!(e.is_uring_unavailable(), "{e}");
+    drop(queue);
+
+    // /dev/fuse serves the mount.
+    let (fs, _) = test_tree();
+    let counters = Arc::new(Counters::default());
+    let reader = {
+        let dev = dev.clone();
+        let counters = counters.clone();
+        let mut fs = fs.clone();
+        std::thread::spawn(move || testkit::serve(dev.as_fd(), &mut fs, &counters))
+    };
+    let path = session.path().join("sub/small");
+    let client = std::thread::spawn(move || std::fs::read(path));
+    let data = join_within(client, connection, "client").expect("read over /dev/fuse");
+    assert_eq!(data, b"hello, ring");
+    assert!(counters.count(sys::FUSE_READ) >= 1);
+    session.finish().expect("unmount");
+    join_within(reader, connection, "/dev/fuse reader").expect("reader ends with ENODEV");
 }

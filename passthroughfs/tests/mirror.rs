@@ -57,11 +57,29 @@ fn field<'a>(ready: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn dev_transport_with_passthrough() {
-    if !testkit::require_kernel() {
+    let Some(caps) = testkit::kernel::capabilities() else {
         return;
-    }
+    };
     let (ready, stats) = mirror_and_compare(&["--transport", "dev", "--stats"]);
     assert_eq!(field(&ready, "transport"), "dev");
+    assert_eq!(
+        field(&ready, "minor"),
+        caps.init_minor.to_string(),
+        "{ready}"
+    );
+    if !caps.at_least(testkit::kernel::PASSTHROUGH_SINCE) {
+        // Before Linux 6.9: passthrough asked for but not offered, so every read is served.
+        assert_eq!(field(&ready, "passthrough"), "off", "{ready}");
+        assert!(
+            stat_value(&stats, "read_requests").unwrap_or(0) > 20,
+            "{stats}"
+        );
+        assert_eq!(stat_value(&stats, "passthrough_opens"), Some(0), "{stats}");
+        return;
+    }
+    if !testkit::require_passthrough() {
+        return;
+    }
     assert_eq!(field(&ready, "passthrough"), "on", "{ready}");
     assert_eq!(stat_value(&stats, "read_requests"), Some(0), "{stats}");
     assert!(
@@ -131,6 +149,83 @@ fn uring_transport_served_reads() {
         stat_value(&stats, "read_requests").unwrap_or(0) > 20,
         "{stats}"
     );
+}
+
+/// `--transport auto` (the default) takes io_uring where the kernel offers it and `/dev/fuse`
+/// elsewhere, and passthrough where the kernel has it; the mirror is exact either way.
+#[test]
+fn auto_transport_uses_what_the_kernel_offers() {
+    let Some(caps) = testkit::kernel::capabilities() else {
+        return;
+    };
+    let uring = caps.init_minor >= 42 && testkit::uring_enabled();
+    let (ready, stats) = mirror_and_compare(&["--transport", "auto", "--stats"]);
+    assert_eq!(
+        field(&ready, "transport"),
+        if uring { "uring" } else { "dev" },
+        "{ready} ({caps})"
+    );
+    assert_eq!(
+        field(&ready, "minor"),
+        caps.init_minor.to_string(),
+        "{ready}"
+    );
+    if caps.passthrough() {
+        assert_eq!(field(&ready, "passthrough"), "on", "{ready}");
+        assert_eq!(stat_value(&stats, "read_requests"), Some(0), "{stats}");
+    } else {
+        assert_eq!(field(&ready, "passthrough"), "off", "{ready}");
+        assert!(
+            stat_value(&stats, "read_requests").unwrap_or(0) > 20,
+            "{stats}"
+        );
+    }
+    if uring {
+        assert_eq!(
+            stat_value(&stats, "dev_ordinary_requests"),
+            Some(0),
+            "{stats}"
+        );
+    } else {
+        assert_eq!(
+            stat_value(&stats, "uring_requests").unwrap_or(0),
+            0,
+            "{stats}"
+        );
+    }
+}
+
+/// Before Linux 6.14, `--transport uring` is a one-line error naming what is needed, and
+/// nothing stays mounted.
+#[test]
+fn uring_transport_on_a_kernel_without_it_is_a_clear_error() {
+    let Some(caps) = testkit::kernel::capabilities() else {
+        return;
+    };
+    if caps.at_least(testkit::kernel::URING_SINCE) {
+        testkit::kernel::not_applicable(
+            "the kernel has FUSE-over-io_uring; the uring tests of this file use it",
+        );
+        return;
+    }
+    let mountpoint = testkit::temp_dir("mirror-no-uring").expect("mount point");
+    let _guard = testkit::UnmountOnDrop(mountpoint.clone());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_passthroughfs"))
+        .args(["--transport", "uring"])
+        .arg(workspace_root())
+        .arg(&mountpoint)
+        .output()
+        .expect("run passthroughfs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not offer FUSE-over-io_uring"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("6.14"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+    assert!(!testkit::is_mount_point(&mountpoint), "left mounted");
+    let _ = std::fs::remove_dir(&mountpoint);
 }
 
 #[test]

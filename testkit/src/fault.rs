@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -230,6 +230,7 @@ impl LoadReport {
 #[derive(Debug)]
 pub struct Load {
     stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
     threads: Vec<JoinHandle<LoadReport>>,
 }
 
@@ -243,21 +244,29 @@ impl Load {
         buffer: usize,
     ) -> io::Result<Load> {
         let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::new();
         for t in 0..threads {
             let stop = stop.clone();
+            let rounds = rounds.clone();
             let files = files.clone();
             let mountpoint = mountpoint.to_owned();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("load-{t}"))
-                    .spawn(move || client_loop(t, &mountpoint, &files, buffer, &stop))?,
+                    .spawn(move || client_loop(t, &mountpoint, &files, buffer, &stop, &rounds))?,
             );
         }
         Ok(Load {
             stop,
+            rounds,
             threads: handles,
         })
+    }
+
+    /// Rounds completed so far by all clients together (while they run).
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
     }
 
     /// Whether every client is still running.
@@ -294,6 +303,7 @@ fn client_loop(
     files: &[(PathBuf, Vec<u8>)],
     buffer: usize,
     stop: &AtomicBool,
+    rounds: &AtomicU64,
 ) -> LoadReport {
     let mut report = LoadReport::default();
     let mut buf = vec![0u8; buffer.max(1)];
@@ -356,6 +366,7 @@ fn client_loop(
         }
         if ok {
             report.rounds += 1;
+            rounds.fetch_add(1, Ordering::Relaxed);
         }
     }
     report

@@ -30,6 +30,8 @@ mod memfs;
 pub use memfs::{MemFs, Node};
 pub mod example;
 pub mod fault;
+pub mod kernel;
+pub use kernel::{require_passthrough, require_sync_init};
 pub mod leak;
 mod serve_later;
 pub mod tree;
@@ -80,17 +82,11 @@ pub fn require_kernel() -> bool {
     true
 }
 
-/// Like [`require_kernel`], and also FUSE-over-io_uring switched on.
+/// Like [`require_kernel`], and also FUSE-over-io_uring offered: not applicable before
+/// Linux 6.14, a [`skip`] when switched off (see [`kernel::require_uring`]).
 #[track_caller]
 pub fn require_uring() -> bool {
-    if !require_kernel() {
-        return false;
-    }
-    if !uring_enabled() {
-        skip("FUSE-over-io_uring is off: echo Y > /sys/module/fuse/parameters/enable_uring");
-        return false;
-    }
-    true
+    kernel::require_uring()
 }
 
 /// Opens `/dev/fuse` read-write, close-on-exec (`fuse_dev::Device::open`).
