@@ -225,6 +225,11 @@ enum InodeFd {
 
 struct Inode {
     key: (u64, u64),
+    /// `S_IFMT` bits of its mode.
+    kind: u32,
+    /// For symlinks: the parent and name it was first looked up by, for xattr calls (which
+    /// an `O_PATH` fd of a symlink cannot carry).
+    link_name: Option<Box<(u64, Box<[u8]>)>>,
     nlookup: AtomicU64,
     backing: BackingSlot,
     fd: Mutex<InodeFd>,
@@ -235,10 +240,18 @@ struct Inode {
 }
 
 impl Inode {
-    fn new(key: (u64, u64), fd: OwnedFd, open_count: &Arc<AtomicUsize>, nlookup: u64) -> Inode {
+    fn new(
+        key: (u64, u64),
+        kind: u32,
+        fd: OwnedFd,
+        open_count: &Arc<AtomicUsize>,
+        nlookup: u64,
+    ) -> Inode {
         open_count.fetch_add(1, Ordering::Relaxed);
         Inode {
             key,
+            kind,
+            link_name: None,
             nlookup: AtomicU64::new(nlookup),
             backing: BackingSlot::default(),
             fd: Mutex::new(InodeFd::Open(Arc::new(fd))),
@@ -361,6 +374,9 @@ impl std::fmt::Debug for Fs {
     }
 }
 
+/// A path for xattr calls, and the fd it goes through (kept open while the path is used).
+type XattrPath = (std::path::PathBuf, Option<Arc<OwnedFd>>);
+
 fn proc_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
@@ -416,7 +432,13 @@ impl Fs {
         ) {
             mounts.insert(st.st_dev, Arc::new(dir));
         }
-        let root = Arc::new(Inode::new((st.st_dev, st.st_ino), root, &open_count, 2));
+        let root = Arc::new(Inode::new(
+            (st.st_dev, st.st_ino),
+            libc::S_IFDIR,
+            root,
+            &open_count,
+            2,
+        ));
         let mut tables = Tables {
             next_id: fuse_wire::ROOT_ID + 1,
             ..Tables::default()
@@ -654,9 +676,12 @@ impl Fs {
                 let id = tables.next_id;
                 tables.next_id += 1;
                 tables.by_key.insert(key, id);
-                tables
-                    .inodes
-                    .insert(id, Arc::new(Inode::new(key, fd, &self.open_count, 1)));
+                let kind = file_type_bits(&st);
+                let mut inode = Inode::new(key, kind, fd, &self.open_count, 1);
+                if kind == libc::S_IFLNK {
+                    inode.link_name = Some(Box::new((parent, name.into())));
+                }
+                tables.inodes.insert(id, Arc::new(inode));
                 (id, true)
             }
         };
@@ -982,14 +1007,14 @@ impl Fs {
         let inode = self.inode(id)?;
         let fd = self.path_fd(id, &inode)?;
         if size == 0 {
-            let n = self.getxattr_fd(fd.as_fd(), name, &mut [])?;
+            let n = self.getxattr_fd(&inode, fd.as_fd(), name, &mut [])?;
             return sent(reply::xattr_size(
                 out,
                 u32::try_from(n).map_err(|_| Errno::RANGE)?,
             ));
         }
         let len = (size as usize).min(out.len());
-        let n = self.getxattr_fd(fd.as_fd(), name, &mut out[..len])?;
+        let n = self.getxattr_fd(&inode, fd.as_fd(), name, &mut out[..len])?;
         Ok(Outcome::Reply(n))
     }
 
@@ -1002,9 +1027,9 @@ impl Fs {
         let mut names = Vec::new();
         // The list can grow between the size query and the read: try a few times.
         for _ in 0..4 {
-            let n = self.listxattr_fd(fd.as_fd(), &mut [])?;
+            let n = self.listxattr_fd(&inode, fd.as_fd(), &mut [])?;
             names.resize(n, 0);
-            match self.listxattr_fd(fd.as_fd(), &mut names) {
+            match self.listxattr_fd(&inode, fd.as_fd(), &mut names) {
                 Ok(n) => {
                     names.truncate(n);
                     break;
@@ -1038,37 +1063,71 @@ impl Fs {
         Ok(Outcome::Reply(names.len()))
     }
 
-    /// `getxattr` on what `fd` (an `O_PATH` fd) refers to, through `/proc/self/fd`.
-    /// Symlinks show no xattrs: an `O_PATH` fd of a symlink cannot carry xattr calls
-    /// (`getxattrat` with `AT_EMPTY_PATH` refuses `O_PATH` fds with `EBADF` on 6.18).
-    fn getxattr_fd(&self, fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
-        if is_symlink(fd)? {
-            return Err(Errno::NODATA);
+    /// A path for xattr calls on `inode` (whose `O_PATH` fd is `fd`): `/proc/self/fd/N` for
+    /// everything but symlinks, to be used with the following calls; for a symlink,
+    /// `/proc/self/fd/<parent>/<name>` to be used with the `l*xattr` calls, after checking
+    /// that the name still is that symlink (`None` when it is not: no xattrs then). The
+    /// parent's fd, returned too, must stay open while the path is used.
+    fn xattr_path(&self, inode: &Inode, fd: BorrowedFd<'_>) -> Result<Option<XattrPath>, Errno> {
+        use std::os::unix::ffi::OsStrExt;
+        if inode.kind != libc::S_IFLNK {
+            return Ok(Some((proc_path(fd).into(), None)));
         }
-        let path = proc_path(fd);
-        if buf.is_empty() {
-            rustix::fs::getxattr_query(&path, name)
-        } else {
-            rustix::fs::getxattr(&path, name, buf)
+        let Some(link) = inode.link_name.as_deref() else {
+            return Ok(None);
+        };
+        let (parent, name) = (link.0, &link.1);
+        let Ok(dir) = self.inode(parent) else {
+            return Ok(None);
+        };
+        let dirfd = self.path_fd(parent, &dir)?;
+        match rustix::fs::statat(&*dirfd, &**name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if (st.st_dev, st.st_ino) == inode.key => {
+                let mut path = std::path::PathBuf::from(proc_path(dirfd.as_fd()));
+                path.push(std::ffi::OsStr::from_bytes(name));
+                Ok(Some((path, Some(dirfd))))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `getxattr` on what `fd` (the `O_PATH` fd of `inode`) refers to, symlinks included
+    /// (see [`Fs::xattr_path`]); the size when `buf` is empty.
+    fn getxattr_fd(
+        &self,
+        inode: &Inode,
+        fd: BorrowedFd<'_>,
+        name: &CStr,
+        buf: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let Some((path, _parent)) = self.xattr_path(inode, fd)? else {
+            return Err(Errno::NODATA);
+        };
+        match (inode.kind == libc::S_IFLNK, buf.is_empty()) {
+            (false, true) => rustix::fs::getxattr_query(&path, name),
+            (false, false) => rustix::fs::getxattr(&path, name, buf),
+            (true, true) => rustix::fs::lgetxattr_query(&path, name),
+            (true, false) => rustix::fs::lgetxattr(&path, name, buf),
         }
     }
 
     /// `listxattr` on what `fd` refers to, as [`Fs::getxattr_fd`].
-    fn listxattr_fd(&self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
-        if is_symlink(fd)? {
+    fn listxattr_fd(
+        &self,
+        inode: &Inode,
+        fd: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let Some((path, _parent)) = self.xattr_path(inode, fd)? else {
             return Ok(0);
-        }
-        let path = proc_path(fd);
-        if buf.is_empty() {
-            rustix::fs::listxattr_query(&path)
-        } else {
-            rustix::fs::listxattr(&path, buf)
+        };
+        match (inode.kind == libc::S_IFLNK, buf.is_empty()) {
+            (false, true) => rustix::fs::listxattr_query(&path),
+            (false, false) => rustix::fs::listxattr(&path, buf),
+            (true, true) => rustix::fs::llistxattr_query(&path),
+            (true, false) => rustix::fs::llistxattr(&path, buf),
         }
     }
-}
-
-fn is_symlink(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    Ok(file_type_bits(&rustix::fs::fstat(fd)?) == libc::S_IFLNK)
 }
 
 /// `DT_*` of a directory entry (`st_mode >> 12`).

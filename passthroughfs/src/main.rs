@@ -77,7 +77,6 @@ What it guarantees:
   - no waits on other users: files are opened O_NONBLOCK, so a lease held on a source file
     makes the open fail with EAGAIN at once (the holder is asked to release it) instead of
     stalling a worker or an io_uring queue for the lease-break time.
-  Not provided: xattrs of symlinks (always reported empty).
 ";
 
 /// Which transport the user asked for.

@@ -824,6 +824,47 @@ fn the_watchdog_unmounts_only_our_mount(transport: &str) {
     assert!(!ok);
 }
 
+/// Finding 10 (symlink xattrs always reported empty): a symlink's xattrs are listed and read
+/// through the mirror as on the source (without following it).
+fn symlink_xattrs_are_served(transport: &str) {
+    let dirs = Dirs::new("lnkxattr");
+    std::fs::write(dirs.source.join("target"), b"t").expect("write");
+    let link = dirs.source.join("link");
+    std::os::unix::fs::symlink("target", &link).expect("symlink");
+    rustix::fs::lsetxattr(
+        &link,
+        "trusted.onlink",
+        b"L",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("lsetxattr on the source's symlink");
+    rustix::fs::setxattr(
+        dirs.source.join("target"),
+        "user.ontarget",
+        b"T",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("setxattr on the target");
+    let server = dirs.start(&["--transport", transport, "--attr-timeout", "0"]);
+    let through = dirs.mountpoint.join("link");
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::llistxattr(&through, &mut buf).expect("llistxattr through the mount");
+    let names: Vec<&[u8]> = buf[..n]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert_eq!(
+        names,
+        vec![&b"trusted.onlink"[..]],
+        "the link's own xattrs, not the target's"
+    );
+    let mut value = [0u8; 16];
+    let n = rustix::fs::lgetxattr(&through, "trusted.onlink", &mut value).expect("lgetxattr");
+    assert_eq!(&value[..n], b"L");
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
+}
+
 /// io_uring instances among the fds of process `pid`.
 fn uring_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -891,11 +932,23 @@ fn a_non_empty_mount_point_is_refused_unless_asked() {
     }
     let dirs = Dirs::new("nonempty");
     std::fs::write(dirs.mountpoint.join("hidden"), b"x").expect("write");
-    let out = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg(&dirs.source)
         .arg(&dirs.mountpoint)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run");
+    let ended = testkit::fault::wait_until(Duration::from_secs(10), || {
+        child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    if !ended {
+        // It mounted and serves: stop it (SIGINT) before failing.
+        let _ = testkit::fault::signal(child.id(), rustix::process::Signal::INT);
+        let _ = child.wait();
+        panic!("a non-empty mount point was used");
+    }
+    let out = child.wait_with_output().expect("collect");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a non-empty mount point was used");
     assert!(stderr.contains("is not empty"), "{stderr}");
@@ -947,4 +1000,5 @@ per_transport! {
     killing_the_process_group_leaves_no_mount => pgroup_kill_over_dev, pgroup_kill_over_uring;
     the_watchdog_unmounts_only_our_mount => stacked_watchdog_over_dev, stacked_watchdog_over_uring;
     command_line_and_lifecycle_details => details_over_dev, details_over_uring;
+    symlink_xattrs_are_served => symlink_xattrs_over_dev, symlink_xattrs_over_uring;
 }
