@@ -112,6 +112,15 @@ fuzz_target!(|data: &[u8]| {
         }
     };
 
+    // KernelInit back to the kernel's struct: the same request again, whenever its flags are
+    // ones a kernel could send (bits 32..63 only with FUSE_INIT_EXT).
+    let back = KernelInit::parse(kernel.to_init_in().as_bytes()).expect("64 bytes");
+    if kernel.flags & u64::from(sys::FUSE_INIT_EXT) != 0 || kernel.flags >> 32 == 0 {
+        assert_eq!(back, kernel);
+    } else {
+        assert_eq!(back.flags, kernel.flags & u64::from(u32::MAX));
+    }
+
     // --- the server's wishes -----------------------------------------------------------
     let c = padded(data, CONFIG, 26);
     let mut config = InitConfig::default();
