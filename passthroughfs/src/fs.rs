@@ -132,15 +132,21 @@ fn seal(tree: BorrowedFd<'_>) -> Result<(), Errno> {
 /// Opens the source directory as the server will see it, before anything is mounted: a
 /// private, detached, read-only, `noatime` copy of its mount tree ([`SourceView::Private`]),
 /// or, when that is not permitted here, the directory itself ([`SourceView::Shared`]).
+/// With `submounts` false, the copy holds the source's own mount only: file systems mounted
+/// under it show as the directories they cover (`--one-file-system`: nothing mounted there,
+/// a FUSE mount of another user for instance, can make the server wait).
 /// Fails with the errno of `open` (`ENOENT`, `EACCES`, ...) or `ENOTDIR`.
-pub fn open_source(path: &std::path::Path) -> Result<(OwnedFd, SourceView), Errno> {
+pub fn open_source(
+    path: &std::path::Path,
+    submounts: bool,
+) -> Result<(OwnedFd, SourceView), Errno> {
     use rustix::mount::OpenTreeFlags as T;
-    let copy = rustix::mount::open_tree(
-        rustix::fs::CWD,
-        path,
-        T::OPEN_TREE_CLONE | T::OPEN_TREE_CLOEXEC | T::AT_RECURSIVE,
-    )
-    .and_then(|tree| seal(tree.as_fd()).map(|()| tree));
+    let mut flags = T::OPEN_TREE_CLONE | T::OPEN_TREE_CLOEXEC;
+    if submounts {
+        flags |= T::AT_RECURSIVE;
+    }
+    let copy = rustix::mount::open_tree(rustix::fs::CWD, path, flags)
+        .and_then(|tree| seal(tree.as_fd()).map(|()| tree));
     let (fd, view) = match copy {
         Ok(tree) => (tree, SourceView::Private),
         Err(e) => (

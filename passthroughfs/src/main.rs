@@ -49,6 +49,9 @@ options:
   --stats                     on exit, print request counts by opcode and transport, and how
                               many opens went through passthrough
   --nonempty                  mount even if MOUNTPOINT has entries (they are hidden meanwhile)
+  --one-file-system           mirror SOURCE's own file system only: what is mounted under it
+                              shows as the empty directory it covers (then no other file
+                              system, for example another user's FUSE mount, is ever entered)
   --                          end of options (SOURCE may then start with '-')
   -h, --help                  this text
 
@@ -98,6 +101,7 @@ struct Args {
     pin_queues: bool,
     stats: bool,
     nonempty: bool,
+    one_file_system: bool,
 }
 
 /// A one-line error for the user: what went wrong and how to fix it.
@@ -122,6 +126,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
         pin_queues: true,
         stats: false,
         nonempty: false,
+        one_file_system: false,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
@@ -173,6 +178,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
             }
             Some("--stats") => args.stats = true,
             Some("--nonempty") => args.nonempty = true,
+            Some("--one-file-system") => args.one_file_system = true,
             Some("--no-pin-queues") => args.pin_queues = false,
             Some(s) if s.starts_with('-') => {
                 return Err(Fatal(format!("unknown option {s} (see --help)")));
@@ -539,8 +545,15 @@ fn run(args: Args) -> Result<(), Fatal> {
     raise_fd_limit();
     // The source is opened before the mount exists: as a private copy of its mounts, in
     // which our own mount never appears (see `fs::open_source`).
-    let (root, view) = fs::open_source(&args.source)
+    let (root, view) = fs::open_source(&args.source, !args.one_file_system)
         .map_err(|e| Fatal(format!("source {}: {e}", args.source.display())))?;
+    if let (fs::SourceView::Shared(_), true) = (view, args.one_file_system) {
+        return Err(Fatal(
+            "--one-file-system needs a private copy of the source's mount (open_tree and \
+             mount_setattr: Linux 5.12+, CAP_SYS_ADMIN)"
+                .into(),
+        ));
+    }
     if let fs::SourceView::Shared(e) = view {
         eprintln!(
             "passthroughfs: cannot make a private read-only noatime copy of the source's \

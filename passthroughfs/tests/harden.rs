@@ -460,6 +460,24 @@ fn inode_numbers_are_unique_across_source_submounts(transport: &str) {
     }
     let (ok, _, stderr) = server.stop().expect("stop");
     assert!(ok, "{stderr}");
+    // --one-file-system: the submount is not entered; `sub` is the directory it covers.
+    let server = dirs.start(&["--transport", transport, "--one-file-system"]);
+    let root = std::fs::metadata(&dirs.mountpoint).expect("stat root");
+    let sub_through = std::fs::metadata(dirs.mountpoint.join("sub")).expect("stat sub");
+    assert_eq!(sub_through.dev(), root.dev());
+    assert_eq!(
+        std::fs::read_dir(dirs.mountpoint.join("sub"))
+            .expect("list sub")
+            .count(),
+        0,
+        "--one-file-system entered the submount"
+    );
+    assert_eq!(
+        std::fs::read(dirs.mountpoint.join("f3")).expect("read"),
+        b"3"
+    );
+    let (ok, _, stderr) = server.stop().expect("stop");
+    assert!(ok, "{stderr}");
     drop(_inner);
     drop(_outer);
 }
