@@ -220,14 +220,6 @@ fn preflight(args: &Args) -> Result<(), Fatal> {
             args.mountpoint.display()
         )));
     }
-    // Mounting over files hides them from everyone until the unmount: only when asked.
-    if !args.nonempty && std::fs::read_dir(&args.mountpoint).is_ok_and(|mut d| d.next().is_some()) {
-        return Err(Fatal(format!(
-            "mount point {} is not empty; mounting would hide its files (give --nonempty to \
-             mount anyway)",
-            args.mountpoint.display()
-        )));
-    }
     // Identified by device and mount id, not by the spelling of the path.
     if fuse_dev::is_mount_point(&args.mountpoint)? {
         return Err(Fatal(format!(
@@ -242,6 +234,14 @@ fn preflight(args: &Args) -> Result<(), Fatal> {
         return Err(Fatal(format!(
             "source {} and mount point {} overlap ({overlap}); choose a mount point outside the source",
             args.source.display(),
+            args.mountpoint.display()
+        )));
+    }
+    // Mounting over files hides them from everyone until the unmount: only when asked.
+    if !args.nonempty && std::fs::read_dir(&args.mountpoint).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Fatal(format!(
+            "mount point {} is not empty; mounting would hide its files (give --nonempty to \
+             mount anyway)",
             args.mountpoint.display()
         )));
     }

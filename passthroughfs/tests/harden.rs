@@ -979,6 +979,103 @@ fn a_non_empty_mount_point_is_refused_unless_asked() {
     let _ = std::fs::remove_file(dirs.mountpoint.join("hidden"));
 }
 
+/// Runs the server with `args` in `cwd` expecting a refusal before mounting: returns its one-line
+/// stderr. Fails if it mounted (it is then stopped).
+fn refused(args: &[&std::ffi::OsStr], cwd: &Path) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let ended = testkit::fault::wait_until(Duration::from_secs(10), || {
+        child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    if !ended {
+        let _ = testkit::fault::signal(child.id(), rustix::process::Signal::INT);
+        let _ = child.wait();
+        panic!("{args:?} was accepted and mounted");
+    }
+    let out = child.wait_with_output().expect("collect");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    stderr
+}
+
+/// Findings 1 and 2 at the command line: every overlap of source and mount point (`/` as the
+/// source included) is refused with one line, and a mount point that is already mounted is
+/// refused however it is spelled (trailing slash, relative, `./`, a symlink, a space in the
+/// name), leaving the file system there untouched.
+#[test]
+fn overlaps_and_stacked_mounts_are_refused_whatever_the_spelling() {
+    if !testkit::require_kernel() {
+        return;
+    }
+    let base = testkit::temp_dir("refuse").expect("tmp");
+    let src = base.join("src");
+    let inner = src.join("inner");
+    std::fs::create_dir_all(&inner).expect("mkdir");
+    let os = |p: &Path| p.as_os_str().to_owned();
+    let cases: [(std::ffi::OsString, std::ffi::OsString); 4] = [
+        ("/".into(), os(&inner)),
+        (os(&src), os(&src)),
+        (os(&src), os(&inner)),
+        (os(&inner), os(&src)),
+    ];
+    for (source, mountpoint) in &cases {
+        let stderr = refused(&[source, mountpoint], &base);
+        assert!(
+            stderr.contains("overlap"),
+            "{source:?} {mountpoint:?}: {stderr}"
+        );
+    }
+    // A tmpfs with data at "mnt dir" (a space in the name); every spelling is refused.
+    let mnt = base.join("mnt dir");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let other = base.join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    rustix::mount::mount(
+        "tmpfs",
+        &mnt,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .expect("tmpfs");
+    let _tmpfs = testkit::UnmountOnDrop(mnt.clone());
+    std::fs::write(mnt.join("precious"), b"data").expect("write");
+    let link = base.join("link");
+    std::os::unix::fs::symlink(&mnt, &link).expect("symlink");
+    let mut slash = mnt.as_os_str().to_owned();
+    slash.push("/");
+    let spellings: [std::ffi::OsString; 5] = [
+        os(&mnt),
+        slash,
+        "mnt dir".into(),
+        "./mnt dir/.".into(),
+        os(&link),
+    ];
+    for spelling in &spellings {
+        let stderr = refused(&[other.as_os_str(), spelling], &base);
+        assert!(
+            stderr.contains("already a mount point"),
+            "{spelling:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(mnt.join("precious")).expect("the tmpfs is still there"),
+        b"data"
+    );
+    drop(_tmpfs);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 /// One test per finding and transport: `<name>_over_dev` and `<name>_over_uring`.
 macro_rules! per_transport {
     ($($test:ident => $dev:ident, $uring:ident;)*) => {$(
