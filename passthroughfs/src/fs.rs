@@ -507,6 +507,9 @@ impl Fs {
         let fd = Arc::new(retry_fds(|| self.shed(), || handle.open(mount.as_fd()))?);
         *state = InodeFd::Open(fd.clone());
         inode.open_count.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .inode_fds_reopened
+            .fetch_add(1, Ordering::Relaxed);
         inode.used.store(true, Ordering::Relaxed);
         drop(state);
         self.opened(id);
@@ -569,6 +572,7 @@ impl Fs {
             }
             *state = InodeFd::Closed(handle);
             inode.open_count.fetch_sub(1, Ordering::Relaxed);
+            self.stats.inode_fds_closed.fetch_add(1, Ordering::Relaxed);
         }
     }
 

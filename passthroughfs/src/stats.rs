@@ -34,6 +34,10 @@ pub struct Stats {
     pub passthrough_fallbacks: AtomicU64,
     /// Bytes returned by READ requests served by this process.
     pub served_read_bytes: AtomicU64,
+    /// Inode fds closed (kept as file handles) to stay within the fd budget.
+    pub inode_fds_closed: AtomicU64,
+    /// Inode fds reopened from their file handles (`open_by_handle_at`).
+    pub inode_fds_reopened: AtomicU64,
 }
 
 impl Default for Stats {
@@ -43,6 +47,8 @@ impl Default for Stats {
             passthrough_opens: AtomicU64::new(0),
             passthrough_fallbacks: AtomicU64::new(0),
             served_read_bytes: AtomicU64::new(0),
+            inode_fds_closed: AtomicU64::new(0),
+            inode_fds_reopened: AtomicU64::new(0),
         }
     }
 }
@@ -171,6 +177,16 @@ impl Stats {
             s,
             "stats: passthrough_fallbacks: {}",
             self.passthrough_fallbacks.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "stats: inode_fds_closed: {}",
+            self.inode_fds_closed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "stats: inode_fds_reopened: {}",
+            self.inode_fds_reopened.load(Ordering::Relaxed)
         );
         s
     }

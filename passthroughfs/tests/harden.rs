@@ -621,7 +621,7 @@ fn ls_l_of_a_huge_directory_under_a_low_fd_limit(transport: &str) {
         Path::new("prlimit"),
         &dirs.source,
         &dirs.mountpoint,
-        &[nofile, BIN, "--transport", transport],
+        &[nofile, BIN, "--transport", transport, "--stats"],
     )
     .expect("passthroughfs starts under prlimit");
     let pid = server.pid().expect("pid");
@@ -659,8 +659,12 @@ fn ls_l_of_a_huge_directory_under_a_low_fd_limit(transport: &str) {
         std::fs::File::open(dirs.mountpoint.join("big").join(format!("entry-{i:06}")))
             .expect("open through the mount after ls -l");
     }
-    let (ok, _, stderr) = server.stop().expect("stop");
+    let (ok, stats, stderr) = server.stop().expect("stop");
     assert!(ok, "{stderr}");
+    let closed = testkit::example::stat_value(&stats, "inode_fds_closed").unwrap_or(0);
+    let reopened = testkit::example::stat_value(&stats, "inode_fds_reopened").unwrap_or(0);
+    eprintln!("inode fds closed to file handles: {closed}, reopened: {reopened}");
+    assert!(closed > 50_000, "the fd budget was never enforced: {stats}");
 }
 
 /// Finding 6 (memory): 500 directory handles open at once on a 100,000-entry directory keep
