@@ -1,12 +1,11 @@
 //! hello: one read-only file, `hello.txt`, over FUSE-over-io_uring when the kernel offers it
 //! and every queue can be set up, else (or with `hello MNT dev`) over /dev/fuse. As root it
 //! mounts with mount(2), else through fusermount3; it ends when unmounted (`umount MNT`).
-use std::{error::Error, os::fd::AsFd, path::Path, time::Duration};
-
 use fuse_dev::fuse_wire::{self, DecodeError, DirentBuf, Errno, InitConfig, OpenOut};
 use fuse_dev::fuse_wire::{BufferTooSmall, Operation as Op, Protocol, Request, reply, sys};
 use fuse_dev::{Channel, Mount, MountOptions};
 use fuse_uring::{FuseFd, Queue, QueueBuffers, QueueConfig, Ring, queue_ids};
+use std::{error::Error, os::fd::AsFd, path::Path, time::Duration};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 const DATA: &[u8] = b"Hello, world!\n";
