@@ -129,6 +129,10 @@ fn seal(tree: BorrowedFd<'_>) -> Result<(), Errno> {
     if r == 0 { Ok(()) } else { Err(last_errno()) }
 }
 
+/// Fault injection for the tests: with this variable set, [`open_source`] acts as if the
+/// private copy were not permitted (`EPERM`), as on kernels before 5.12.
+pub const FAULT_NO_PRIVATE_COPY: &str = "PASSTHROUGHFS_FAULT_NO_PRIVATE_COPY";
+
 /// Opens the source directory as the server will see it, before anything is mounted: a
 /// private, detached, read-only, `noatime` copy of its mount tree ([`SourceView::Private`]),
 /// or, when that is not permitted here, the directory itself ([`SourceView::Shared`]).
@@ -145,8 +149,12 @@ pub fn open_source(
     if submounts {
         flags |= T::AT_RECURSIVE;
     }
-    let copy = rustix::mount::open_tree(rustix::fs::CWD, path, flags)
-        .and_then(|tree| seal(tree.as_fd()).map(|()| tree));
+    let copy = if std::env::var_os(FAULT_NO_PRIVATE_COPY).is_some() {
+        Err(Errno::PERM)
+    } else {
+        rustix::mount::open_tree(rustix::fs::CWD, path, flags)
+    }
+    .and_then(|tree| seal(tree.as_fd()).map(|()| tree));
     let (fd, view) = match copy {
         Ok(tree) => (tree, SourceView::Private),
         Err(e) => (
@@ -364,6 +372,9 @@ pub struct Fs {
     mounts: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     /// Fault injection for the tests: GETXATTR of [`FAULT_XATTR`] fails with this errno.
     fault_errno: Option<i32>,
+    /// `st_dev` of our own mount, when the server sees the source itself (no private copy):
+    /// LOOKUP then refuses to enter it (see [`Fs::guard_own_mount`]).
+    own_dev: Option<u64>,
     /// Request and data-path counters.
     pub stats: Stats,
 }
@@ -462,6 +473,7 @@ impl Fs {
             fd_budget,
             mounts: Mutex::new(mounts),
             fault_errno: None,
+            own_dev: None,
             stats: Stats::default(),
         })
     }
@@ -471,6 +483,16 @@ impl Fs {
     #[must_use]
     pub fn with_fault_errno(mut self, errno: Option<i32>) -> Fs {
         self.fault_errno = errno;
+        self
+    }
+
+    /// For a source opened as [`SourceView::Shared`] (no private copy): `dev` is `st_dev` of
+    /// our own mount, and LOOKUP answers `EXDEV` for a name that leads into it (the mirror
+    /// bound into its own source), found with `statx(AT_STATX_DONT_SYNC)`, which sends no
+    /// request to the mount. Costs one `statx` per LOOKUP; unneeded with a private copy.
+    #[must_use]
+    pub fn guard_own_mount(mut self, dev: u64) -> Fs {
+        self.own_dev = Some(dev);
         self
     }
 
@@ -647,6 +669,17 @@ impl Fs {
     fn do_lookup(&self, parent: u64, name: &[u8]) -> Result<sys::fuse_entry_out, Errno> {
         let dir = self.inode(parent)?;
         let dirfd = self.path_fd(parent, &dir)?;
+        if let Some(own) = self.own_dev {
+            let st = rustix::fs::statx(
+                &*dirfd,
+                name,
+                AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
+                rustix::fs::StatxFlags::TYPE,
+            )?;
+            if rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor) == own {
+                return Err(Errno::XDEV);
+            }
+        }
         // A stat by name first: an inode the kernel already knows needs no new O_PATH fd.
         let st = rustix::fs::statat(&*dirfd, name, AtFlags::SYMLINK_NOFOLLOW)?;
         let known = {

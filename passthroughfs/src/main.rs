@@ -600,17 +600,24 @@ fn run(args: Args) -> Result<(), Fatal> {
             return Err(Fatal(format!("INIT: {e}")));
         }
     };
-    let fs = Arc::new(
-        fs::Fs::with_root(
-            root,
-            fs::Options {
-                attr_timeout: args.attr_timeout,
-                passthrough,
-            },
-            Some(backing_dev.clone()),
-        )?
-        .with_fault_errno(std::env::var(FAULT_ERRNO).ok().and_then(|v| v.parse().ok())),
-    );
+    let fs = fs::Fs::with_root(
+        root,
+        fs::Options {
+            attr_timeout: args.attr_timeout,
+            passthrough,
+        },
+        Some(backing_dev.clone()),
+    )?
+    .with_fault_errno(std::env::var(FAULT_ERRNO).ok().and_then(|v| v.parse().ok()));
+    let fs = match view {
+        // Without a private copy our own mount is in the server's view: guard LOOKUP.
+        fs::SourceView::Shared(_) => {
+            let own = mount.identity().device();
+            fs.guard_own_mount(rustix::fs::makedev(own.major, own.minor))
+        }
+        fs::SourceView::Private => fs,
+    };
+    let fs = Arc::new(fs);
     channel.reply_init(&init, &negotiated)?;
     raise_readahead(&mount);
 

@@ -222,37 +222,72 @@ fn the_source_atimes_never_change(transport: &str) {
 /// io_uring the server would wait for itself on its own queue; over /dev/fuse it would hold
 /// an fd into its own mount).
 fn the_server_never_enters_its_own_mount(transport: &str) {
-    let dirs = Dirs::new("ownmount");
-    let inner = dirs.source.join("inner");
-    std::fs::create_dir(&inner).expect("mkdir");
-    std::fs::write(inner.join("marker"), b"source").expect("marker");
-    std::fs::write(dirs.source.join("top"), b"top").expect("top");
-    let server = dirs.start(&["--transport", transport, "--attr-timeout", "0"]);
-    // The mirror, bind-mounted over a directory of its own source.
-    rustix::mount::mount_bind(&dirs.mountpoint, &inner).expect("bind the mirror into the source");
-    let _unbind = testkit::UnmountOnDrop(inner.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let through = dirs.mountpoint.join("inner");
-    std::thread::spawn(move || {
-        let names: Vec<String> = std::fs::read_dir(&through)
-            .map(|d| {
-                d.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_else(|e| vec![format!("error: {e}")]);
-        let _ = tx.send(names);
-    });
-    let names = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listing MNT/inner hangs: the server waits for its own mount");
-    assert_eq!(
-        names,
-        vec!["marker".to_string()],
-        "MNT/inner is not the source's inner"
-    );
-    rustix::mount::unmount(&inner, rustix::mount::UnmountFlags::DETACH).expect("unbind");
-    let (ok, _, stderr) = server.stop().expect("stop");
-    assert!(ok, "{stderr}");
+    // With the private copy of the source (the default), and without it (as on kernels
+    // before 5.12), where LOOKUP refuses to enter our own mount.
+    for private in [true, false] {
+        let dirs = Dirs::new("ownmount");
+        let inner = dirs.source.join("inner");
+        std::fs::create_dir(&inner).expect("mkdir");
+        std::fs::write(inner.join("marker"), b"source").expect("marker");
+        std::fs::write(dirs.source.join("top"), b"top").expect("top");
+        let env: &[(&str, &str)] = if private {
+            &[]
+        } else {
+            &[("PASSTHROUGHFS_FAULT_NO_PRIVATE_COPY", "1")]
+        };
+        let server = ExampleServer::start_with_env(
+            Path::new(BIN),
+            &dirs.source,
+            &dirs.mountpoint,
+            &["--transport", transport, "--attr-timeout", "0"],
+            env,
+        )
+        .expect("passthroughfs starts");
+        // The mirror, bind-mounted over a directory of its own source.
+        rustix::mount::mount_bind(&dirs.mountpoint, &inner)
+            .expect("bind the mirror into the source");
+        let _unbind = testkit::UnmountOnDrop(inner.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let through = dirs.mountpoint.join("inner");
+        std::thread::spawn(move || {
+            let names: Result<Vec<String>, i32> = std::fs::read_dir(&through)
+                .and_then(|d| {
+                    d.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                        .collect()
+                })
+                .map_err(|e| e.raw_os_error().unwrap_or(0));
+            let _ = tx.send(names);
+        });
+        let names = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("listing MNT/inner hangs: the server waits for its own mount");
+        if private {
+            // The private copy has the source's own `inner`, not the mirror.
+            assert_eq!(
+                names,
+                Ok(vec!["marker".to_string()]),
+                "MNT/inner is not the source's"
+            );
+        } else {
+            assert_eq!(
+                names,
+                Err(libc::EXDEV),
+                "LOOKUP must refuse to enter our own mount"
+            );
+        }
+        assert_eq!(
+            std::fs::read(dirs.mountpoint.join("top")).expect("still serving"),
+            b"top"
+        );
+        rustix::mount::unmount(&inner, rustix::mount::UnmountFlags::DETACH).expect("unbind");
+        let (ok, _, stderr) = server.stop().expect("stop");
+        assert!(ok, "{stderr}");
+        assert_eq!(
+            stderr.contains("cannot make a private read-only noatime copy"),
+            !private,
+            "{stderr}"
+        );
+    }
 }
 
 /// `system.posix_acl_access` bytes: version 2, then (tag, perm, id) entries.
