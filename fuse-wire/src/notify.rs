@@ -43,8 +43,16 @@ impl From<BufferTooSmall> for NotifyError {
 /// Writes header + `parts` into `out`.
 fn message(out: &mut [u8], code: u32, parts: &[&[u8]]) -> Result<usize, NotifyError> {
     let payload: usize = parts.iter().map(|p| p.len()).sum();
+    let need = size_of::<sys::fuse_out_header>().saturating_add(payload);
+    if need > u32::MAX as usize {
+        // `fuse_out_header.len` cannot say it (out_header would saturate): no message.
+        return Err(BufferTooSmall {
+            need,
+            have: u32::MAX as usize,
+        }
+        .into());
+    }
     let header = crate::reply::out_header(0, code as i32, payload);
-    let need = header.len as usize;
     if out.len() < need {
         return Err(BufferTooSmall {
             need,
@@ -189,6 +197,25 @@ pub fn prune(out: &mut [u8], nodeids: &[u64]) -> Result<usize, NotifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    #[cfg_attr(miri, ignore = "a 4 GiB allocation")]
+    fn messages_longer_than_the_header_can_say_are_refused() {
+        // A PRUNE list of 2^29 ids: 4 GiB + 32 bytes, more than fuse_out_header.len holds.
+        // The header said u32::MAX (saturated) and, with a buffer that large, the bytes
+        // written would not have matched it. (calloc'd lazily; refused before any copy.)
+        let ids = vec![0u64; 1 << 29];
+        let mut out = [0u8; 64];
+        assert_eq!(
+            prune(&mut out, &ids),
+            Err(NotifyError::BufferTooSmall(BufferTooSmall {
+                need: (1 << 32) + 32,
+                have: u32::MAX as usize
+            }))
+        );
+        assert!(out.iter().all(|&b| b == 0));
+    }
 
     #[test]
     fn notifications_have_unique_0_and_the_code_as_error() {
