@@ -210,8 +210,16 @@ fn cached(bench_dir: &Path) -> Option<Build> {
             })
         })
         .collect();
-    builds.sort_by(|a, b| a.version.cmp(&b.version));
+    builds.sort_by_key(|b| version_key(&b.version));
     builds.pop()
+}
+
+/// `3.18.3-1` as `[3, 18, 3, 1]`, so that 3.18 sorts after 3.9.
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 /// The `anon_inode:[io_uring]` descriptors of process `pid`: one per ring.
@@ -285,9 +293,32 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Answered only after INIT (which starts the rings).
-        std::fs::metadata(mountpoint)
-            .map_err(|e| Failure::System(format!("stat of the libfuse mount: {e}")))?;
+        // Answered only after INIT (which starts the rings). In a thread: a server stuck in
+        // INIT would block the stat; killing it (on drop) aborts the connection and frees it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = mountpoint.to_owned();
+        std::thread::spawn(move || {
+            let _ = tx.send(std::fs::metadata(&probe).map(|_| ()));
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => {
+                    return Err(Failure::System(format!(
+                        "stat of the libfuse mount: {e}: {}",
+                        server.stderr()
+                    )));
+                }
+                Err(_) if stop_requested() => return Err(Failure::Stopped),
+                Err(_) if start.elapsed() > Duration::from_secs(30) => {
+                    return Err(Failure::System(format!(
+                        "passthrough_hp did not answer the first request within 30 s: {}",
+                        server.stderr()
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
         let mut rings = io_uring_fds(pid);
         while uring && rings == 0 && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(20));
@@ -361,5 +392,37 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop_child();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_complete_build_is_used() {
+        let dir = testkit::temp_dir("libfuse-cache").unwrap();
+        assert!(cached(&dir).is_none());
+        let make = |name: &str, version: &str, binary: bool| {
+            let d = dir.join(name);
+            std::fs::create_dir_all(d.join("build/example")).unwrap();
+            std::fs::write(d.join("version"), format!("{version}\n")).unwrap();
+            if binary {
+                std::fs::write(d.join("build/example/passthrough_hp"), b"").unwrap();
+            }
+        };
+        make("libfuse-3.9.1", "3.9.1-2", true);
+        make("libfuse-3.18.3", "3.18.3-1", true);
+        // Interrupted builds (no binary) and the apt directory do not count.
+        make("libfuse-3.19.0", "3.19.0-1", false);
+        make("libfuse-apt", "9.9.9-9", true);
+        let build = cached(&dir).unwrap();
+        assert_eq!(build.version, "3.18.3-1");
+        assert!(
+            build
+                .binary
+                .ends_with("libfuse-3.18.3/build/example/passthrough_hp")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -344,3 +344,64 @@ fn stop_libfuse(sys: System, server: libfuse::Server, cell: &mut Cell) -> Result
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::{Mode, default_systems, parse};
+    use super::*;
+
+    fn named(name: &str) -> System {
+        *SYSTEMS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn libfuse_command_lines_differ_only_in_transport_and_data_path() {
+        let base = ["--foreground", "--nocache", "-o", "ro,allow_other"];
+        let with = |extra: &[&'static str]| [&base[..], extra].concat();
+        assert_eq!(
+            named("libfuse-dev").server_args(),
+            with(&["--nopassthrough"])
+        );
+        assert_eq!(
+            named("libfuse-uring").server_args(),
+            with(&["--nopassthrough", "-o", "io_uring"])
+        );
+        assert_eq!(
+            named("libfuse-uring-passthrough").server_args(),
+            with(&["-o", "io_uring"])
+        );
+        assert_eq!(
+            named("uring-served").server_args(),
+            [
+                "--transport",
+                "uring",
+                "--no-passthrough",
+                "--attr-timeout",
+                "0",
+                "--stats"
+            ]
+        );
+        assert!(named("native").server_args().is_empty());
+        // Every pair is one of ours against one of libfuse's, on the same transport and path.
+        for (ours, theirs) in PAIRS {
+            let (a, b) = (named(ours), named(theirs));
+            assert_eq!((a.stack, b.stack), (Stack::Example, Stack::Libfuse));
+            assert_eq!((a.transport, a.passthrough), (b.transport, b.passthrough));
+        }
+    }
+
+    #[test]
+    fn smoke_keeps_one_libfuse_system_and_systems_select() {
+        let names = |v: Vec<System>| v.iter().map(|s| s.name).collect::<Vec<_>>();
+        let smoke = names(default_systems(Mode::Smoke));
+        assert_eq!(smoke.iter().filter(|n| n.starts_with("libfuse")).count(), 1);
+        assert!(smoke.contains(&"libfuse-uring") && smoke.contains(&"uring-passthrough"));
+        assert_eq!(default_systems(Mode::Full).len(), SYSTEMS.len());
+        let chosen = parse(&["--smoke", "--systems", "libfuse-dev,dev-served"]).unwrap();
+        assert_eq!(
+            names(chosen.systems),
+            ["native", "dev-served", "libfuse-dev"]
+        );
+        assert!(parse(&["--systems", "libfuse"]).is_err());
+    }
+}
