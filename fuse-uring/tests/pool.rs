@@ -247,9 +247,24 @@ fn join_within<T>(handle: JoinHandle<T>, connection: Option<u32>, what: &str) ->
 
 fn content() -> Vec<u8> {
     // Several 128 KiB READs: payloads far larger than a page.
-    (0..300_000u32)
+    content_of(300_000)
+}
+
+fn content_of(len: usize) -> Vec<u8> {
+    (0..len as u32)
         .map(|i| (i.wrapping_mul(7) % 251) as u8)
         .collect()
+}
+
+/// How the queues are set up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Per-entry buffers even where the kernel offers pools.
+    PerEntry,
+    /// A pool where offered (`pool_if_offered`), registered with the ring.
+    Pool,
+    /// A pool with zero-copy where offered.
+    ZeroCopy,
 }
 
 /// Runs one client thread per possible CPU, pinned there (the kernel queues a request on the
@@ -275,8 +290,12 @@ fn clients_on_every_cpu(root: PathBuf, queues: u16) -> Vec<JoinHandle<std::io::R
 
 /// Mounts, serves every queue with `pool_if_offered`, reads through the mount from every CPU,
 /// unmounts, and returns the reports.
-fn run(zero_copy: bool) -> Option<(Kernel, Vec<Report>, Vec<Vec<u8>>)> {
-    let data = content();
+/// What a run saw: the kernel, each queue's report, each client's bytes, the clients' time.
+type Run = (Kernel, Vec<Report>, Vec<Vec<u8>>, Duration);
+
+fn run(mode: Mode, data: &[u8]) -> Option<Run> {
+    let zero_copy = mode == Mode::ZeroCopy;
+    let data = data.to_vec();
     let mut mem = MemFs::new();
     let node = mem.add_file(1, "data.bin", data.clone());
     let sub = mem.add_dir(1, "sub");
@@ -318,7 +337,11 @@ fn run(zero_copy: bool) -> Option<(Kernel, Vec<Report>, Vec<Vec<u8>>)> {
                     qid,
                     dev: dev.clone(),
                     payload,
-                    offered: kernel.offered,
+                    offered: if mode == Mode::PerEntry {
+                        kernel.offered & !sys::FUSE_HAS_IO_URING_BUFPOOL
+                    } else {
+                        kernel.offered
+                    },
                     zero_copy,
                     backing: backing.clone(),
                 },
@@ -334,11 +357,13 @@ fn run(zero_copy: bool) -> Option<(Kernel, Vec<Report>, Vec<Vec<u8>>)> {
             Err(e) => panic!("queue server not ready: {e}"),
         }
     }
+    let started = Instant::now();
     let clients = clients_on_every_cpu(session.path().to_owned(), queues);
     let read: Vec<Vec<u8>> = clients
         .into_iter()
         .map(|c| join_within(c, connection, "client").expect("read through the mount"))
         .collect();
+    let elapsed = started.elapsed();
     session.finish().expect("unmount");
     let reports: Vec<Report> = servers
         .into_iter()
@@ -365,7 +390,7 @@ fn run(zero_copy: bool) -> Option<(Kernel, Vec<Report>, Vec<Vec<u8>>)> {
         );
         assert_eq!(r.errors.len(), shutdown, "queue {}: {:?}", r.qid, r.errors);
     }
-    Some((kernel, reports, read))
+    Some((kernel, reports, read, elapsed))
 }
 
 #[test]
@@ -373,8 +398,8 @@ fn pool_when_offered_else_per_entry_buffers_serve_every_queue() {
     if !testkit::require_uring() {
         return;
     }
-    let (kernel, reports, read) = run(false).expect("a run");
     let data = content();
+    let (kernel, reports, read, _) = run(Mode::Pool, &data).expect("a run");
     for (cpu, bytes) in read.iter().enumerate() {
         assert!(*bytes == data, "client on CPU {cpu}: file bytes differ");
     }
@@ -404,11 +429,11 @@ fn zero_copy_reads_are_hash_equal_and_flagged() {
     if !testkit::require_uring() {
         return;
     }
-    let Some((_, reports, read)) = run(true) else {
+    let data = content();
+    let Some((_, reports, read, _)) = run(Mode::ZeroCopy, &data) else {
         // Printed by `run`: a kernel before 7.46; the fallback test covers it.
         return;
     };
-    let data = content();
     for (cpu, bytes) in read.iter().enumerate() {
         assert!(
             *bytes == data,
@@ -417,6 +442,43 @@ fn zero_copy_reads_are_hash_equal_and_flagged() {
     }
     let zero_copy: u64 = reports.iter().map(|r| r.zero_copy_reads).sum();
     assert!(zero_copy >= 1, "no READ came with FUSE_URING_ENT_ZERO_COPY");
+}
+
+/// A measurement, not a target: served reads (one 16 MiB file per CPU, read once through a
+/// fresh mount, so every byte is a READ the server answers) with per-entry buffers, a pool,
+/// and a pool with zero-copy. Prints the throughput ratios; asserts only that every byte is
+/// right. On kernels before 7.46 there is nothing to compare (printed).
+#[test]
+fn measure_served_reads_per_entry_pool_and_zero_copy() {
+    if !testkit::require_uring() {
+        return;
+    }
+    let data = content_of(16 << 20);
+    let mut rates = Vec::new();
+    for mode in [Mode::PerEntry, Mode::Pool, Mode::ZeroCopy] {
+        let Some((kernel, reports, read, elapsed)) = run(mode, &data) else {
+            println!("measurement: no buffer pools on this kernel, nothing to compare");
+            return;
+        };
+        if !kernel.pools() {
+            println!("measurement: no buffer pools on this kernel, nothing to compare");
+            return;
+        }
+        for bytes in &read {
+            assert!(*bytes == data, "{mode:?}: file bytes differ");
+        }
+        let zc: u64 = reports.iter().map(|r| r.zero_copy_reads).sum();
+        let mib = (read.len() * data.len()) as f64 / f64::from(1 << 20);
+        let rate = mib / elapsed.as_secs_f64();
+        println!(
+            "measurement: {mode:?}: {mib:.0} MiB in {elapsed:?} ({rate:.1} MiB/s), {zc} zero-copy READs"
+        );
+        rates.push((mode, rate));
+    }
+    let base = rates[0].1;
+    for (mode, rate) in &rates {
+        println!("measurement: {mode:?} / PerEntry = {:.2}x", rate / base);
+    }
 }
 
 // --- the documented errors, on a raw ring -----------------------------------------------------
