@@ -75,6 +75,9 @@ pub struct Options {
     pub attr_timeout: Duration,
     /// Whether OPEN answers with `FOPEN_PASSTHROUGH` (negotiated and permitted).
     pub passthrough: bool,
+    /// Whether OPEN of a served (not passthrough) file asks for io_uring zero-copy
+    /// (`FOPEN_IO_URING_ZERO_COPY`): set only when the queues are zero-copy queues.
+    pub zero_copy: bool,
 }
 
 /// How [`open_source`] opened the source.
@@ -914,6 +917,11 @@ impl Fs {
         )
     }
 
+    /// The source file behind open file handle `fh`, for zero-copy reads.
+    pub fn file(&self, fh: u64) -> Option<Arc<OwnedFd>> {
+        self.tables().files.get(fh)
+    }
+
     fn open(&self, id: u64, arg: &sys::fuse_open_in, out: &mut [u8]) -> Result<Outcome, Errno> {
         let acc = arg.flags & libc::O_ACCMODE as u32;
         if acc != libc::O_RDONLY as u32 || arg.flags & libc::O_TRUNC as u32 != 0 {
@@ -957,6 +965,7 @@ impl Fs {
         let open = OpenOut::new(fh).flags(sys::FOPEN_NOFLUSH);
         let open = match backing {
             Some(id) => open.passthrough(id),
+            None if self.opts.zero_copy => open.flags(sys::FOPEN_IO_URING_ZERO_COPY),
             None => open,
         };
         sent(reply::open(out, &open))

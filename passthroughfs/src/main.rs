@@ -45,6 +45,9 @@ options:
                               it is pinned: the kernel queues a request on the queue of the CPU
                               its caller runs on, and a wakeup across CPUs costs far more than
                               sharing the CPU with the caller)
+  --zero-copy auto|off        with io_uring on Linux 7.3+ (which offers buffer pools) and as
+                              root: READs of files not read through passthrough go straight
+                              into the reader's pages (io_uring zero-copy; default auto)
   --threads N                 worker threads of the dev transport (default: possible CPUs)
   --stats                     on exit, print request counts by opcode and transport, and how
                               many opens went through passthrough
@@ -99,6 +102,8 @@ struct Args {
     attr_timeout: Duration,
     threads: Option<usize>,
     pin_queues: bool,
+    /// `--zero-copy auto` (true) or `off`.
+    zero_copy: bool,
     stats: bool,
     nonempty: bool,
     one_file_system: bool,
@@ -124,6 +129,7 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
         attr_timeout: Duration::from_secs(1),
         threads: None,
         pin_queues: true,
+        zero_copy: true,
         stats: false,
         nonempty: false,
         one_file_system: false,
@@ -180,6 +186,13 @@ fn parse_args() -> Result<Option<Args>, Fatal> {
             Some("--nonempty") => args.nonempty = true,
             Some("--one-file-system") => args.one_file_system = true,
             Some("--no-pin-queues") => args.pin_queues = false,
+            Some("--zero-copy") => {
+                args.zero_copy = match value(&mut it, "--zero-copy")?.as_str() {
+                    "auto" => true,
+                    "off" => false,
+                    _ => return Err(Fatal("--zero-copy: expected auto or off".into())),
+                };
+            }
             Some(s) if s.starts_with('-') => {
                 return Err(Fatal(format!("unknown option {s} (see --help)")));
             }
@@ -600,11 +613,16 @@ fn run(args: Args) -> Result<(), Fatal> {
             return Err(Fatal(format!("INIT: {e}")));
         }
     };
+    // Zero-copy needs buffer pools (Linux 7.3) and CAP_SYS_ADMIN.
+    let zero_copy = args.zero_copy
+        && rings.as_ref().is_some_and(uring::Rings::pools)
+        && rustix::process::geteuid().is_root();
     let fs = fs::Fs::with_root(
         root,
         fs::Options {
             attr_timeout: args.attr_timeout,
             passthrough,
+            zero_copy,
         },
         Some(backing_dev.clone()),
     )?
@@ -631,6 +649,7 @@ fn run(args: Args) -> Result<(), Fatal> {
                 backing_dev.clone(),
                 negotiated.uring_payload_size(),
                 args.pin_queues,
+                zero_copy,
                 negotiated.protocol(),
                 wake_main,
             )?);
@@ -674,7 +693,7 @@ fn run(args: Args) -> Result<(), Fatal> {
     }
     println!(
         "ready: transport={} passthrough={} queues={} dev_threads={dev_threads} \
-         attr_timeout={:?} max_write={} minor={}",
+         attr_timeout={:?} max_write={} minor={} zero_copy={}",
         transport.name(),
         if passthrough { "on" } else { "off" },
         if transport == Transport::Uring {
@@ -685,6 +704,7 @@ fn run(args: Args) -> Result<(), Fatal> {
         args.attr_timeout,
         negotiated.max_write(),
         kernel.minor,
+        if zero_copy { "on" } else { "off" },
     );
     let result = stop(&signals, mount, workers);
     // Stopped: the watchdog has nothing to do (a byte, not the end of the pipe).

@@ -38,6 +38,9 @@ pub struct Stats {
     pub inode_fds_closed: AtomicU64,
     /// Inode fds reopened from their file handles (`open_by_handle_at`).
     pub inode_fds_reopened: AtomicU64,
+    /// READ requests answered through io_uring zero-copy (the data read straight into the
+    /// client's pages).
+    pub zero_copy_reads: AtomicU64,
 }
 
 impl Default for Stats {
@@ -49,6 +52,7 @@ impl Default for Stats {
             served_read_bytes: AtomicU64::new(0),
             inode_fds_closed: AtomicU64::new(0),
             inode_fds_reopened: AtomicU64::new(0),
+            zero_copy_reads: AtomicU64::new(0),
         }
     }
 }
@@ -167,6 +171,11 @@ impl Stats {
             s,
             "stats: served_read_bytes: {}",
             self.served_read_bytes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "stats: zero_copy_reads: {}",
+            self.zero_copy_reads.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,

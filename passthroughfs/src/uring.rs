@@ -10,10 +10,11 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 use fuse_kernel_sys as sys;
-use fuse_uring::{Errno, FuseFd, Queue, QueueBuffers, QueueConfig};
+use fuse_uring::{Errno, FuseFd, Pool, Queue, QueueBuffers, QueueConfig};
 use fuse_wire::{Protocol, Request};
 
 use crate::fs::{Fs, Outcome};
@@ -37,6 +38,8 @@ pub fn possible_queues() -> io::Result<Vec<u16>> {
 #[derive(Debug)]
 pub struct Rings {
     queues: Vec<u16>,
+    /// The kernel's INIT flags: buffer pools are used when they offer them (7.46).
+    offered: u64,
 }
 
 impl Rings {
@@ -53,7 +56,13 @@ impl Rings {
         drop(fuse_uring::ring_builder().build(DEPTH)?);
         Ok(Rings {
             queues: queues.to_vec(),
+            offered: kernel.flags,
         })
+    }
+
+    /// Whether the queues get buffer pools (the kernel offers them: Linux 7.3, 7.46).
+    pub fn pools(&self) -> bool {
+        self.offered & sys::FUSE_HAS_IO_URING_BUFPOOL != 0
     }
 
     /// Starts one thread per queue; each registers its entries and serves until unmount.
@@ -62,15 +71,21 @@ impl Rings {
     /// unpinned threads woken across CPUs cut 4 KiB random reads and open+read+close several
     /// times over on this 2-CPU machine, more than sharing the CPU with the caller costs.
     /// `wake` is called when a thread ends.
+    /// Queues use a buffer pool when the kernel offers one, and with `zero_copy` (only with
+    /// pools) serve READs of files opened with `FOPEN_IO_URING_ZERO_COPY` straight into the
+    /// client's pages.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         self,
         fs: Arc<Fs>,
         dev: Arc<OwnedFd>,
         payload: usize,
         pin: bool,
+        zero_copy: bool,
         protocol: Protocol,
         wake: fn(),
     ) -> io::Result<Vec<JoinHandle<Result<(), String>>>> {
+        let offered = self.offered;
         let mut threads = Vec::with_capacity(self.queues.len());
         // Each thread says when its REGISTERs are submitted (or drops its sender on failure):
         // `start` returns once every queue is served, so that `ready:` is true when printed.
@@ -83,7 +98,12 @@ impl Rings {
                 std::thread::Builder::new()
                     .name(format!("fuse-uring-{qid}"))
                     .spawn(move || {
-                        let r = serve_queue(&fs, &dev, qid, payload, pin, protocol, registered)
+                        let setup = Setup {
+                            offered,
+                            zero_copy,
+                            pin,
+                        };
+                        let r = serve_queue(&fs, &dev, qid, payload, setup, protocol, registered)
                             .map_err(|e| format!("queue {qid}: {e}"));
                         if let Err(e) = &r {
                             eprintln!("passthroughfs: io_uring {e}");
@@ -125,21 +145,37 @@ fn payload_for_queue(qid: u16, payload: usize) -> usize {
     }
 }
 
+/// How a queue is set up.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    offered: u64,
+    zero_copy: bool,
+    pin: bool,
+}
+
+/// `user_data` of a zero-copy read for entry `index` (odd and small: never an entry's).
+fn zero_copy_user_data(index: u32) -> u64 {
+    1 + 2 * u64::from(index)
+}
+
 fn serve_queue(
     fs: &Fs,
     dev: &OwnedFd,
     qid: u16,
     payload: usize,
-    pin: bool,
+    setup: Setup,
     protocol: Protocol,
     registered: std::sync::mpsc::Sender<()>,
 ) -> io::Result<()> {
-    if pin {
+    if setup.pin {
         pin_to_cpu(qid);
     }
     let payload = payload_for_queue(qid, payload);
     let dev = FuseFd::dup(dev.as_fd())?;
-    let buffers = QueueBuffers::new(QueueConfig::new(qid, DEPTH, payload, dev))?;
+    // A pool (registered with the ring) when the kernel offers one; per-entry buffers else.
+    let config = QueueConfig::new(qid, DEPTH, payload, dev)
+        .pool_if_offered(setup.offered, Pool::standard(setup.zero_copy));
+    let buffers = QueueBuffers::new(config)?;
     let ring = fuse_uring::ring_builder().build(DEPTH)?;
     // The queue owns buffers and ring: no unsafe here, and if it is dropped while the kernel
     // still holds entries it leaks the buffers instead of unmapping them.
@@ -150,7 +186,9 @@ fn serve_queue(
 
     let mut scratch = vec![0u8; SCRATCH];
     let mut first_error = None;
-    while queue.in_kernel() > 0 {
+    // Zero-copy READs waiting for their read into the client's pages.
+    let mut pending = Vec::with_capacity(DEPTH as usize);
+    while queue.in_kernel() > 0 || !pending.is_empty() {
         // Submits the commits of the previous batch and waits for the next requests.
         queue.wait(None)?;
         for done in queue.completions() {
@@ -163,6 +201,32 @@ fn serve_queue(
                 continue;
             }
             let header = *entry.in_header();
+            if let Some(zc) = entry.zero_copy() {
+                // A READ of a file opened with FOPEN_IO_URING_ZERO_COPY: read the source file
+                // straight into the client's pages, answer when that read completes.
+                fs.stats.record(Transport::Uring, header.opcode);
+                let read = entry.op_in_as::<sys::fuse_read_in>();
+                let file = read.and_then(|r| fs.file(r.fh));
+                match (read, file) {
+                    (Some(read), Some(file)) if zc.opcode == sys::FUSE_READ => {
+                        let user_data = zero_copy_user_data(entry.index());
+                        queue.zero_copy_read(
+                            &entry,
+                            file.as_fd(),
+                            read.offset,
+                            zc.len,
+                            user_data,
+                        )?;
+                        pending.push((user_data, entry));
+                        continue;
+                    }
+                    _ => entry.set_error(Errno::BADF),
+                }
+                if queue.commit_and_fetch(entry).is_err() {
+                    return Err(io::Error::other("an entry of another queue came back here"));
+                }
+                continue;
+            }
             // The request's names and data are copied out of the payload buffer, which the
             // reply then overwrites in place.
             let mut op_in = [0u8; sys::FUSE_URING_OP_IN_OUT_SZ as usize];
@@ -192,6 +256,32 @@ fn serve_queue(
                 Outcome::Error(e) => entry.set_error(e),
                 // FORGET and INTERRUPT never come through the ring; answer defensively.
                 Outcome::NoReply => entry.set_error(Errno::NOSYS),
+            }
+            if queue.commit_and_fetch(entry).is_err() {
+                return Err(io::Error::other("an entry of another queue came back here"));
+            }
+        }
+        for (user_data, res) in queue.other_completions() {
+            let Some(at) = pending.iter().position(|(ud, _)| *ud == user_data) else {
+                continue;
+            };
+            let (_, mut entry) = pending.swap_remove(at);
+            match usize::try_from(res) {
+                Ok(n) => {
+                    if entry.set_zero_copy_reply(n).is_err() {
+                        entry.set_error(Errno::IO);
+                    } else {
+                        fs.stats.zero_copy_reads.fetch_add(1, Ordering::Relaxed);
+                        fs.stats
+                            .served_read_bytes
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => entry.set_error(Errno::from_raw_os_error(
+                    res.checked_neg()
+                        .filter(|e| (1..4096).contains(e))
+                        .unwrap_or(libc::EIO),
+                )),
             }
             if queue.commit_and_fetch(entry).is_err() {
                 return Err(io::Error::other("an entry of another queue came back here"));
