@@ -86,6 +86,18 @@ pub struct Queue {
     others: std::cell::RefCell<std::collections::VecDeque<(u64, i32)>>,
 }
 
+/// Why setting a pool queue up failed: a system call, or the kernel's answer to a command.
+enum SetupError {
+    Io(io::Error),
+    Cmd(crate::CmdError),
+}
+
+impl From<io::Error> for SetupError {
+    fn from(e: io::Error) -> SetupError {
+        SetupError::Io(e)
+    }
+}
+
 /// `user_data` of the ADD_QUEUE / ADD_BUFPOOL SQEs of [`Queue::register_all`] (odd, below any
 /// mapping: never an entry's).
 const SETUP_ADD_QUEUE: u64 = 1;
@@ -164,8 +176,10 @@ impl Queue {
     /// `InvalidInput` on a second call; the `io_uring_enter(2)` error if submitting fails
     /// (the REGISTERs stay queued and go with the next submission); with a pool, the error of
     /// registering the buffer table (`io_uring_register(2)`) or the [`CmdError`] of ADD_QUEUE
-    /// or ADD_BUFPOOL (as `io::Error`; see [`CmdError`] for the errno values). Errors of the
-    /// REGISTER commands themselves come back as completions.
+    /// or ADD_BUFPOOL (as `io::Error`; see [`CmdError`] for the errno values), except that
+    /// when the connection is already gone ([`CmdError::is_shutdown`]) it returns `Ok` with
+    /// nothing in the kernel, so the serving loop ends as at unmount. Errors of the REGISTER
+    /// commands themselves come back as completions.
     ///
     /// [`CmdError`]: crate::CmdError
     pub fn register_all(&self) -> io::Result<()> {
@@ -173,7 +187,14 @@ impl Queue {
             io::Error::new(io::ErrorKind::InvalidInput, "entries already registered")
         })?;
         if let Some(pool) = self.buffers.pool() {
-            self.set_up_pool(&pool)?;
+            match self.set_up_pool(&pool) {
+                Ok(()) => {}
+                // The connection is already gone (unmounted or aborted): nothing to register,
+                // and the queue is done, as when every REGISTER completes with ENOTCONN.
+                Err(SetupError::Cmd(e)) if e.is_shutdown() => return Ok(()),
+                Err(SetupError::Cmd(e)) => return Err(e.into()),
+                Err(SetupError::Io(e)) => return Err(e),
+            }
         }
         for entry in entries {
             self.push(&entry.register())?;
@@ -182,7 +203,7 @@ impl Queue {
     }
 
     /// The buffer table, ADD_QUEUE and ADD_BUFPOOL of a pool queue, each waited for.
-    fn set_up_pool(&self, pool: &crate::PoolInfo) -> io::Result<()> {
+    fn set_up_pool(&self, pool: &crate::PoolInfo) -> Result<(), SetupError> {
         let depth = self.buffers.layout().depth();
         let mut table = pool.setup.registered_index.map_or(0, |i| u32::from(i) + 1);
         if let Some(first) = pool.setup.zero_copy_first_slot {
@@ -242,7 +263,7 @@ impl Queue {
                         .filter(|e| (1..=4095).contains(e))
                         .unwrap_or(libc::EIO),
                 );
-                return Err(crate::CmdError::new(command, errno).into());
+                return Err(SetupError::Cmd(crate::CmdError::new(command, errno)));
             }
         }
         Ok(())

@@ -132,11 +132,15 @@ fn pin_to_cpu(cpu: u16) {
 /// shorter than INIT negotiated, so the kernel refuses its REGISTER (`EINVAL`).
 const FAULT_SHORT_PAYLOAD_QID: &str = "PASSTHROUGHFS_FAULT_SHORT_PAYLOAD_QID";
 
-fn payload_for_queue(qid: u16, payload: usize) -> usize {
+fn faulty_queue(qid: u16) -> bool {
     let faulty = std::env::var(FAULT_SHORT_PAYLOAD_QID)
         .ok()
         .and_then(|v| v.parse::<u16>().ok());
-    if faulty == Some(qid) {
+    faulty == Some(qid)
+}
+
+fn payload_for_queue(qid: u16, payload: usize) -> usize {
+    if faulty_queue(qid) {
         payload
             .saturating_sub(4096)
             .max(fuse_uring::MIN_PAYLOAD_SIZE)
@@ -173,8 +177,14 @@ fn serve_queue(
     let payload = payload_for_queue(qid, payload);
     let dev = FuseFd::dup(dev.as_fd())?;
     // A pool (registered with the ring) when the kernel offers one; per-entry buffers else.
+    // (The fault injection needs the queue's own short payload buffers: no pool there.)
+    let offered = if faulty_queue(qid) {
+        setup.offered & !sys::FUSE_HAS_IO_URING_BUFPOOL
+    } else {
+        setup.offered
+    };
     let config = QueueConfig::new(qid, DEPTH, payload, dev)
-        .pool_if_offered(setup.offered, Pool::standard(setup.zero_copy));
+        .pool_if_offered(offered, Pool::standard(setup.zero_copy));
     let buffers = QueueBuffers::new(config)?;
     let ring = fuse_uring::ring_builder().build(DEPTH)?;
     // The queue owns buffers and ring: no unsafe here, and if it is dropped while the kernel
