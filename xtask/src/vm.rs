@@ -57,20 +57,26 @@ const KERNELS: [KernelSpec; 4] = [
     },
 ];
 
-/// The kernel-test binaries: (package, integration-test target).
-const TEST_BINARIES: [(&str, &str); 10] = [
+/// The kernel-test binaries: (package, integration-test target). Not here: passthroughfs's
+/// `harden` and fuse-dev's `hello` and `unprivileged`, which need `useradd`, `setpriv`,
+/// `prlimit` and `fusermount3` (the guest has busybox only).
+const TEST_BINARIES: [(&str, &str); 15] = [
     ("abi-tests", "live_kernel"),
     ("testkit", "memfs_mount"),
     ("testkit", "leak_check"),
+    ("fuse-dev", "channel"),
+    ("fuse-dev", "mount"),
+    ("fuse-dev", "leaks"),
     ("fuse-backing", "kernel"),
     ("fuse-backing", "leaks"),
     ("fuse-uring", "kernel"),
     ("fuse-uring", "faults"),
+    ("fuse-uring", "device"),
+    ("fuse-uring", "pool"),
     ("passthroughfs", "mirror"),
     ("passthroughfs", "faults"),
     ("passthroughfs", "uring_off"),
 ];
-
 /// The line prefix of the guest's markers on the console.
 const MARK: &str = "@@VM ";
 
