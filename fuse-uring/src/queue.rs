@@ -177,7 +177,7 @@ impl Queue {
     /// (the REGISTERs stay queued and go with the next submission); with a pool, the error of
     /// registering the buffer table (`io_uring_register(2)`) or the [`CmdError`] of ADD_QUEUE
     /// or ADD_BUFPOOL (as `io::Error`; see [`CmdError`] for the errno values), except that
-    /// when the connection is already gone ([`CmdError::is_shutdown`]) it returns `Ok` with
+    /// when the connection is already gone ([`CmdError::is_shutdown`](crate::CmdError::is_shutdown)) it returns `Ok` with
     /// nothing in the kernel, so the serving loop ends as at unmount. Errors of the REGISTER
     /// commands themselves come back as completions.
     ///

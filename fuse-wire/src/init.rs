@@ -56,7 +56,7 @@ impl KernelInit {
     /// Decodes INIT's argument (`fuse_init_in`; the bytes after the request header).
     ///
     /// Accepts the 16-byte form of kernels before 7.36 (no `flags2`) so that they can be
-    /// refused properly by [`negotiate`]. Fails with [`DecodeError::Short`] below 16 bytes.
+    /// refused properly by [`negotiate`]. Fails with [`DecodeErrorKind::Short`](crate::DecodeErrorKind::Short) below 16 bytes.
     pub fn parse(arg: &[u8]) -> Result<KernelInit, DecodeError> {
         // The part of `fuse_init_in` every kernel sends: major, minor, max_readahead, flags.
         let ([major, minor, max_readahead, flags32], rest) = <[u32; 4]>::read_from_prefix(arg)
