@@ -105,7 +105,9 @@ impl Channel {
     /// Reads one request into `buf` and returns its bytes (exactly `fuse_in_header.len`
     /// long, at the start of `buf`); decode them with
     /// `fuse_wire::Request::parse(bytes, channel.protocol())`. `Ok(None)`: the connection is
-    /// gone (`ENODEV`: unmounted, or aborted through fusectl), a clean end.
+    /// gone, a clean end: `ENODEV` (unmounted) or `ECONNABORTED` (aborted through fusectl,
+    /// for example by a server that gives up waiting for a busy detached mount to be
+    /// released; the kernel answers reads of an aborted connection with it).
     ///
     /// Blocks until a request comes (the fd is blocking). One `read(2)` per request, plus
     /// one per retry: `EINTR` (a signal), `ENOENT` (the request was interrupted and withdrawn
@@ -128,7 +130,7 @@ impl Channel {
         let n = loop {
             match rustix::io::read(&self.dev, &mut *buf) {
                 Ok(n) => break n,
-                Err(Errno::NODEV) => return Ok(None),
+                Err(Errno::NODEV | Errno::CONNABORTED) => return Ok(None),
                 Err(Errno::INTR | Errno::NOENT | Errno::AGAIN) => continue,
                 Err(e) => return Err(ChannelError::Kernel(e)),
             }
