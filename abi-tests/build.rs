@@ -12,7 +12,7 @@
 //!
 //! Probes:
 //! - `ours`: `fuse-kernel-sys/include/fuse_kernel.h` and `fuse_iomap.h`, the headers bindgen
-//!   reads (found through `DEP_FUSE_KERNEL_INCLUDE`);
+//!   reads (`../fuse-kernel-sys/include`);
 //! - `distro`: `/usr/include/linux/fuse.h` (Debian's linux-libc-dev), for the items it shares
 //!   with `fuse_kernel.h`; the items it has and ours lacks are listed for the test to judge;
 //! - `official`: the same for the official 7.46 header of Linux 7.3 (see `OFFICIAL_DEFAULT`);
@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use build_support::{ExpectedItems, UNEVALUABLE_MACROS, expected_items};
+use build_support::{ExpectedItems, MACRO_RUST_TYPES, UNEVALUABLE_MACROS, expected_items};
 
 /// The distro's copy of the FUSE ABI (linux-libc-dev).
 const DISTRO_FUSE_H: &str = "/usr/include/linux/fuse.h";
@@ -82,10 +82,11 @@ fn main() {
 fn run() -> Result<(), String> {
     println!("cargo:rerun-if-changed=build.rs");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
-    let include_dir = PathBuf::from(
-        env::var_os("DEP_FUSE_KERNEL_INCLUDE")
-            .ok_or("DEP_FUSE_KERNEL_INCLUDE is not set (fuse-kernel-sys exports it)")?,
-    );
+    // The workspace's fuse-kernel-sys, next to this crate (abi-tests is not published).
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?);
+    let include_dir = manifest_dir.join("../fuse-kernel-sys/include");
+    println!("cargo:rerun-if-changed={}", include_dir.display());
 
     let mainline = Header::read(
         &include_dir.join("fuse_kernel.h"),
@@ -754,7 +755,12 @@ impl Table {
                      long long: 5, unsigned long long: 6, default: 0)"
                 ),
             ],
-            format!("Rust::Const(crate::ConstVal::of({module}::{name}))"),
+            match MACRO_RUST_TYPES.iter().find(|(n, _, _)| *n == name) {
+                Some((_, ty, _)) => {
+                    format!("Rust::ConstAs(crate::ConstVal::of({module}::{name}), {ty:?})")
+                }
+                None => format!("Rust::Const(crate::ConstVal::of({module}::{name}))"),
+            },
         );
     }
 

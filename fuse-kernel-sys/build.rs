@@ -1,21 +1,32 @@
 //! Build script of fuse-kernel-sys.
 //!
 //! With the `bindgen` feature (default) it generates the bindings of `include/*.h` into
-//! `OUT_DIR` through `build-support`, the one bindgen configuration of the workspace. Without
-//! it, it does nothing but tell cargo what to watch: `src/lib.rs` then includes the committed
-//! snapshot from `src/generated/`. It never writes into `src/`.
+//! `OUT_DIR` through `build/bindgen_config.rs`, the one bindgen configuration (the same file
+//! `cargo xtask regen-bindings` uses for the committed snapshot). Without it, it does nothing
+//! but tell cargo what to watch: `src/lib.rs` then includes the committed snapshot from
+//! `src/generated/`. It never writes into `src/`.
 
+#[cfg(feature = "bindgen")]
 use std::env;
+#[cfg(feature = "bindgen")]
 use std::path::PathBuf;
+
+// The build script uses only part of the configuration's API (the rest serves xtask).
+#[cfg(feature = "bindgen")]
+#[allow(dead_code, unreachable_pub)]
+#[path = "build/bindgen_config.rs"]
+mod build_support;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    // Lets dependents find the headers (`DEP_FUSE_KERNEL_INCLUDE`), e.g. for C probes.
-    println!("cargo:include={}", manifest_dir.join("include").display());
     #[cfg(feature = "bindgen")]
-    generate(&manifest_dir);
+    {
+        println!("cargo:rerun-if-changed=build/bindgen_config.rs");
+        let manifest_dir = PathBuf::from(
+            env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        );
+        generate(&manifest_dir);
+    }
 }
 
 #[cfg(feature = "bindgen")]

@@ -95,6 +95,9 @@ pub enum Rust {
     Flag(bool),
     /// A constant of `fuse-kernel-sys`.
     Const(ConstVal),
+    /// A constant whose Rust type is chosen by its use (`build_support::MACRO_RUST_TYPES`):
+    /// the value must be the C value and the type the one named.
+    ConstAs(ConstVal, &'static str),
     /// Resolved by the test itself.
     None,
 }
@@ -155,6 +158,28 @@ impl Int for fuse_kernel_sys::iomap::IomapInitFlag {
     fn bits(self) -> u64 {
         self.bits_on_iomap_kernel()
     }
+}
+
+impl Int for usize {
+    const SIGNED: bool = false;
+    const NAME: &'static str = "usize";
+    fn bits(self) -> u64 {
+        // usize is at most 64 bits wide on every target of this crate.
+        self as u64
+    }
+}
+
+/// Checks a constant of [`Rust::ConstAs`]: the type must be `want` and the value the C value.
+pub fn check_const_as(c_bits: u64, rust: &ConstVal, want: &str) -> Result<(), String> {
+    if rust.type_name != want {
+        return Err(format!(
+            "Rust has {rust}, the configuration says it is a {want}"
+        ));
+    }
+    if c_bits != rust.bits {
+        return Err(format!("C has {c_bits} ({c_bits:#x}), Rust has {rust}"));
+    }
+    Ok(())
 }
 
 /// A constant of `fuse-kernel-sys`: its bits at its type's width, and its type.
@@ -326,6 +351,8 @@ impl Probed {
         let what = kind.what();
         match (kind, rust) {
             (Kind::Const, Rust::Const(r)) => check_const(self.c[0], self.c[1], &r)
+                .map_err(|e| format!("{item}: {e} (C: {c_source})")),
+            (Kind::Const, Rust::ConstAs(r, want)) => check_const_as(self.c[0], &r, want)
                 .map_err(|e| format!("{item}: {e} (C: {c_source})")),
             (Kind::FieldSigned, Rust::Flag(r)) => {
                 if self.c[0] > 1 {
@@ -600,6 +627,17 @@ mod tests {
         );
         let wrong = check_const(c_bits, 1, &ConstVal::of(0x8000_0000u64)).unwrap_err();
         assert!(wrong.contains("32-bit"), "{wrong}");
+    }
+
+    #[test]
+    fn typed_constants_need_the_named_type_and_the_c_value() {
+        // FUSE_ROOT_ID is `int` 1 in C and must be a u64 in Rust (a node id).
+        assert_eq!(check_const_as(1, &ConstVal::of(1u64), "u64"), Ok(()));
+        let e = check_const_as(1, &ConstVal::of(1u32), "u64").unwrap_err();
+        assert!(e.contains("u32") && e.contains("u64"), "{e}");
+        let e = check_const_as(2, &ConstVal::of(1u64), "u64").unwrap_err();
+        assert!(e.contains("C has 2"), "{e}");
+        assert_eq!(check_const_as(24, &ConstVal::of(24usize), "usize"), Ok(()));
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn kernel_init_and_getattr_decode_with_our_layouts() {
 
     // --- stat -> GETATTR -------------------------------------------------------------------
     let attr = sys::fuse_attr {
-        ino: u64::from(sys::FUSE_ROOT_ID),
+        ino: sys::FUSE_ROOT_ID,
         size: 12_345,
         blocks: 7,
         atime: 1_600_000_001,
@@ -203,7 +203,7 @@ fn kernel_init_and_getattr_decode_with_our_layouts() {
             size_of::<sys::fuse_in_header>() + size_of::<sys::fuse_getattr_in>(),
             "GETATTR carries exactly one fuse_getattr_in"
         );
-        assert_eq!(request.header.nodeid, u64::from(sys::FUSE_ROOT_ID));
+        assert_eq!(request.header.nodeid, sys::FUSE_ROOT_ID);
         assert_eq!(request.header.uid, rustix::process::geteuid().as_raw());
         assert_eq!(
             request.header.pid,

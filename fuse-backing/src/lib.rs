@@ -59,6 +59,7 @@
 //!
 //! use fuse_backing::{Backing, Errno, Passthrough};
 //! use fuse_kernel_sys as sys;
+//! use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 //!
 //! /// Step 1: the INIT reply, with passthrough where the kernel offers it.
 //! fn init_reply(init_in: &sys::fuse_init_in) -> sys::fuse_init_out {
@@ -142,22 +143,35 @@
 //!     Ok(())
 //! }
 //!
-//! /// Reads a fuse ABI struct from the start of `bytes` (zeroes where `bytes` is short).
-//! fn read_struct<T: Copy + Default>(bytes: &[u8]) -> T {
+//! /// Reads a fuse ABI struct from the start of `bytes`, zeroes where `bytes` is short (older
+//! /// kernels send a shorter `fuse_init_in`). Safe code: zerocopy's `FromBytes` proves at
+//! /// compile time that every bit pattern is a valid `T`.
+//! fn read_struct<T: FromBytes + IntoBytes + Default>(bytes: &[u8]) -> T {
 //!     let mut value = T::default();
 //!     let n = bytes.len().min(size_of::<T>());
-//!     // SAFETY: the fuse ABI structs are plain integers without padding, so any bytes are a
-//!     // valid value; at most size_of::<T>() bytes are copied into `value`.
-//!     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut value).cast::<u8>(), n) };
+//!     value.as_mut_bytes()[..n].copy_from_slice(&bytes[..n]);
 //!     value
 //! }
 //!
-//! /// The bytes of a fuse ABI struct.
-//! fn bytes_of<T: Copy>(value: &T) -> &[u8] {
-//!     // SAFETY: the fuse ABI structs have no padding, so all their bytes are initialised.
-//!     unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+//! /// The bytes of a fuse ABI struct (`IntoBytes` proves it has no padding).
+//! fn bytes_of<T: IntoBytes + Immutable>(value: &T) -> &[u8] {
+//!     value.as_bytes()
 //! }
 //! # let _ = serve;
+//! ```
+//!
+//! `read_struct` accepts only types for which any bytes are a valid value, so it cannot be
+//! misused to make, say, a `bool` out of the byte 2:
+//!
+//! ```compile_fail
+//! use fuse_kernel_sys::zerocopy::{FromBytes, IntoBytes};
+//! fn read_struct<T: FromBytes + IntoBytes + Default>(bytes: &[u8]) -> T {
+//!     let mut value = T::default();
+//!     let n = bytes.len().min(size_of::<T>());
+//!     value.as_mut_bytes()[..n].copy_from_slice(&bytes[..n]);
+//!     value
+//! }
+//! let b: bool = read_struct(&[2]); // bool is not FromBytes
 //! ```
 //!
 //! # Kernel versions

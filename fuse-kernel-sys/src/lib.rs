@@ -44,8 +44,11 @@
 //!   `u64` differently) need the `bindgen` feature and fail to compile without it.
 //!
 //! Both modes produce byte-identical Rust for the snapshot's target; a test checks it. The
-//! crates above this one forward the feature, so a downstream user can turn bindgen off in one
-//! place.
+//! crates above this one (`fuse-backing`, `fuse-uring`, ...) depend on it with
+//! `default-features = false` and have no `bindgen` feature: they never choose. A project
+//! using them builds from the snapshot; the one line
+//! `fuse-kernel-sys = { version = "0.1", features = ["bindgen"] }` in its `Cargo.toml` turns
+//! build-time generation on for the whole build.
 //!
 //! # Conventions
 //!
@@ -57,6 +60,8 @@
 //!   and the kernel may send values this crate does not know.
 //! - Flag macros have the type bindgen gives them: `u32` when they fit, `u64` otherwise (the
 //!   INIT flags of bits 32..63 are `u64`; move them into `flags2` with `>> 32`).
+//! - A few macros have the type of their use instead: [`FUSE_ROOT_ID`] is a `u64` like every
+//!   node id, [`FUSE_NAME_OFFSET`] and [`FUSE_NAME_OFFSET_DIRENTPLUS`] are `usize` byte counts.
 //! - Function-like macros of the header are offered as `const fn`s: [`fuse_rec_align`],
 //!   [`fuse_dirent_size`], [`fuse_direntplus_size`], [`fuse_removemapping_max_entry`].
 //!
@@ -295,13 +300,13 @@ pub const fn fuse_rec_align(len: usize) -> usize {
 /// `FUSE_DIRENT_SIZE(d)`: bytes one READDIR record with a name of `namelen` bytes takes.
 #[doc(alias = "FUSE_DIRENT_SIZE")]
 pub const fn fuse_dirent_size(namelen: usize) -> usize {
-    fuse_rec_align((FUSE_NAME_OFFSET as usize).saturating_add(namelen))
+    fuse_rec_align(FUSE_NAME_OFFSET.saturating_add(namelen))
 }
 
 /// `FUSE_DIRENTPLUS_SIZE(d)`: bytes one READDIRPLUS record with a name of `namelen` bytes takes.
 #[doc(alias = "FUSE_DIRENTPLUS_SIZE")]
 pub const fn fuse_direntplus_size(namelen: usize) -> usize {
-    fuse_rec_align((FUSE_NAME_OFFSET_DIRENTPLUS as usize).saturating_add(namelen))
+    fuse_rec_align(FUSE_NAME_OFFSET_DIRENTPLUS.saturating_add(namelen))
 }
 
 /// `FUSE_REMOVEMAPPING_MAX_ENTRY` for a machine with pages of `page_size` bytes.

@@ -18,13 +18,13 @@ fn record_sizes_align_to_8_and_saturate() {
     assert_eq!(sys::fuse_rec_align(8), 8);
     assert_eq!(sys::fuse_rec_align(9), 16);
     assert_eq!(sys::fuse_rec_align(usize::MAX), usize::MAX & !7);
-    assert_eq!(sys::fuse_dirent_size(0), sys::FUSE_NAME_OFFSET as usize);
+    assert_eq!(sys::fuse_dirent_size(0), sys::FUSE_NAME_OFFSET);
     assert_eq!(sys::fuse_dirent_size(1), 32);
     assert_eq!(sys::fuse_dirent_size(8), 32);
     assert_eq!(sys::fuse_dirent_size(9), 40);
     assert_eq!(
         sys::fuse_direntplus_size(1),
-        sys::FUSE_NAME_OFFSET_DIRENTPLUS as usize + 8
+        sys::FUSE_NAME_OFFSET_DIRENTPLUS + 8
     );
     for n in [0, 1, 255, 4096, usize::MAX - 30, usize::MAX] {
         assert_eq!(sys::fuse_dirent_size(n) % 8, 0, "{n}");
@@ -35,6 +35,26 @@ fn record_sizes_align_to_8_and_saturate() {
         );
     }
     assert_eq!(sys::fuse_removemapping_max_entry(4096), 256);
+}
+
+#[test]
+fn constants_have_the_types_of_their_use() {
+    // A node id is a u64 everywhere in the ABI (fuse_in_header.nodeid, fuse_entry_out.nodeid),
+    // so the root's id is one too: no conversion at the use.
+    let header = sys::fuse_in_header {
+        nodeid: sys::FUSE_ROOT_ID,
+        ..Default::default()
+    };
+    assert_eq!(header.nodeid, 1);
+    // The name of a READDIR record starts after ino (8), off (8), namelen (4) and type (4);
+    // the offset is a usize because it is added to lengths and indexes buffers.
+    let name_at: usize = sys::FUSE_NAME_OFFSET;
+    assert_eq!(name_at, 24);
+    let record = [0u8; 64];
+    assert_eq!(record[sys::FUSE_NAME_OFFSET..].len(), 40);
+    // READDIRPLUS: a fuse_entry_out (128 bytes) before the dirent.
+    let plus_name_at: usize = sys::FUSE_NAME_OFFSET_DIRENTPLUS;
+    assert_eq!(plus_name_at, 128 + 24);
 }
 
 #[test]

@@ -38,7 +38,7 @@ impl MemFs {
     /// An empty root directory.
     pub fn new() -> MemFs {
         let mut nodes = BTreeMap::new();
-        nodes.insert(u64::from(sys::FUSE_ROOT_ID), Node::Dir(BTreeMap::new()));
+        nodes.insert(sys::FUSE_ROOT_ID, Node::Dir(BTreeMap::new()));
         MemFs { nodes, timeout: 0 }
     }
 
@@ -178,7 +178,7 @@ impl MemFs {
             out.extend_from_slice(&(index as u64 + 1).to_ne_bytes());
             out.extend_from_slice(&(name.len() as u32).to_ne_bytes());
             out.extend_from_slice(&u32::from(kind).to_ne_bytes());
-            debug_assert_eq!(out.len() - start, sys::FUSE_NAME_OFFSET as usize);
+            debug_assert_eq!(out.len() - start, sys::FUSE_NAME_OFFSET);
             out.extend_from_slice(name.as_bytes());
             out.resize(start + size, 0);
         }
