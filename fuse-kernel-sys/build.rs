@@ -49,6 +49,10 @@ fn generate(manifest_dir: &std::path::Path) {
             println!("cargo:rerun-if-changed={}", include_dir.join(src).display());
         }
     }
+    println!(
+        "cargo:rerun-if-changed={}",
+        include_dir.join(build_support::IOCTL_SHIM).display()
+    );
     for header in build_support::Header::ALL {
         match build_support::generate(&include_dir, header, &target, &out_dir) {
             Ok(rust) => {

@@ -17,6 +17,14 @@
 use std::ffi::c_ulonglong;
 use std::fmt;
 
+/// Compile-time assertions of every size, alignment, offset, signedness and constant against
+/// the figures clang computes for the target being built (empty unless `FUSE_ABI_UAPI_ROOT`
+/// is set; see `cargo xtask cross-check`). Generated from the same Rust figures as the tables.
+#[allow(unsafe_code, clippy::all)]
+mod cross {
+    include!(concat!(env!("OUT_DIR"), "/cross.rs"));
+}
+
 /// The tables the build script generated from the headers (union fields are addressed with
 /// `&raw const` in `unsafe` blocks: generated code, allowed here only).
 #[allow(missing_docs, unsafe_code, clippy::all)]
@@ -223,24 +231,24 @@ impl fmt::Display for ConstVal {
 }
 
 /// The size of a field, from a projection `|s: &S| &s.field`.
-pub fn field_size<T, F>(_field: fn(&T) -> &F) -> usize {
+pub const fn field_size<T, F>(_field: fn(&T) -> &F) -> usize {
     size_of::<F>()
 }
 
 /// The size of what a projection points to: the element of a flexible array member
 /// (`|s: &S| s.field.as_ptr()`), or a union field (`|s: &S| &raw const s.u.field`).
-pub fn pointee_size<T, E>(_field: fn(&T) -> *const E) -> usize {
+pub const fn pointee_size<T, E>(_field: fn(&T) -> *const E) -> usize {
     size_of::<E>()
 }
 
 /// Whether an integer field is signed, from a projection `|s: &S| &s.field`.
-pub fn field_signed<T, F: Int>(_field: fn(&T) -> &F) -> bool {
+pub const fn field_signed<T, F: Int>(_field: fn(&T) -> &F) -> bool {
     F::SIGNED
 }
 
 /// Whether an integer field reached through a union is signed, from a raw projection
 /// `|s: &S| &raw const s.u.field` (a reference would need `unsafe`).
-pub fn pointee_signed<T, F: Int>(_field: fn(&T) -> *const F) -> bool {
+pub const fn pointee_signed<T, F: Int>(_field: fn(&T) -> *const F) -> bool {
     F::SIGNED
 }
 

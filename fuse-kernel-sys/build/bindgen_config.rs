@@ -9,7 +9,7 @@
 //!   `fuse-kernel-sys/src/generated/` (and `--check` compares it with a fresh generation).
 //!
 //! Because both go through [`generate`], the build-time bindings and the snapshot are
-//! byte-identical for the snapshot's target ([`SNAPSHOT_TARGET`]); a test in `fuse-kernel-sys`
+//! byte-identical for every snapshot target ([`TARGETS`]); a test in `fuse-kernel-sys`
 //! proves it on every build with the `bindgen` feature.
 //!
 //! What the configuration guarantees:
@@ -37,12 +37,126 @@ use bindgen::callbacks::{DeriveInfo, IntKind, ParseCallbacks, TypeKind};
 
 use sha2::{Digest, Sha256};
 
-/// The target the committed snapshot is generated for.
+/// A target the committed snapshots cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The Rust target triple (cargo's `TARGET`).
+    pub rust: &'static str,
+    /// The directory under `src/generated/` holding its snapshot. Targets whose generated
+    /// Rust is identical share one; `cargo xtask regen-bindings --check` generates every
+    /// target on its own and compares it with its directory, which proves the sharing valid.
+    pub snapshot: &'static str,
+    /// Debian's architecture name: `linux-libc-dev-<arch>-cross` holds its uapi headers.
+    pub debian_arch: &'static str,
+    /// The multiarch triple under which that package installs them (`/usr/<triple>/include`).
+    pub debian_triple: &'static str,
+}
+
+/// Every target with a committed snapshot, in the order `regen-bindings` generates them.
 ///
-/// The snapshot is also valid on every other 64-bit Linux target whose ioctl encoding is the
-/// generic one (aarch64, riscv64, loongarch64, s390x): the layouts and values are the same
-/// there. `fuse-kernel-sys` refuses to build from the snapshot elsewhere.
-pub const SNAPSHOT_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The snapshot directories group targets whose generated Rust comes out byte-identical
+/// (same ioctl encoding, same layouts); which targets those are is a result of generation,
+/// checked by `regen-bindings --check`, not an assumption.
+pub const TARGETS: &[Target] = &[
+    Target {
+        rust: "x86_64-unknown-linux-gnu",
+        snapshot: "generic",
+        debian_arch: "amd64",
+        debian_triple: "x86_64-linux-gnu",
+    },
+    Target {
+        rust: "aarch64-unknown-linux-gnu",
+        snapshot: "generic",
+        debian_arch: "arm64",
+        debian_triple: "aarch64-linux-gnu",
+    },
+    Target {
+        rust: "riscv64gc-unknown-linux-gnu",
+        snapshot: "generic",
+        debian_arch: "riscv64",
+        debian_triple: "riscv64-linux-gnu",
+    },
+    Target {
+        rust: "loongarch64-unknown-linux-gnu",
+        snapshot: "generic",
+        debian_arch: "loong64",
+        debian_triple: "loongarch64-linux-gnu",
+    },
+    Target {
+        rust: "s390x-unknown-linux-gnu",
+        snapshot: "generic",
+        debian_arch: "s390x",
+        debian_triple: "s390x-linux-gnu",
+    },
+    Target {
+        rust: "armv7-unknown-linux-gnueabihf",
+        snapshot: "generic",
+        debian_arch: "armhf",
+        debian_triple: "arm-linux-gnueabihf",
+    },
+    Target {
+        rust: "powerpc64le-unknown-linux-gnu",
+        snapshot: "ppc-mips-sparc",
+        debian_arch: "ppc64el",
+        debian_triple: "powerpc64le-linux-gnu",
+    },
+    Target {
+        rust: "powerpc64-unknown-linux-gnu",
+        snapshot: "ppc-mips-sparc",
+        debian_arch: "ppc64",
+        debian_triple: "powerpc64-linux-gnu",
+    },
+    Target {
+        rust: "mips64el-unknown-linux-gnuabi64",
+        snapshot: "ppc-mips-sparc",
+        debian_arch: "mips64el",
+        debian_triple: "mips64el-linux-gnuabi64",
+    },
+    Target {
+        rust: "sparc64-unknown-linux-gnu",
+        snapshot: "ppc-mips-sparc",
+        debian_arch: "sparc64",
+        debian_triple: "sparc64-linux-gnu",
+    },
+    Target {
+        rust: "i686-unknown-linux-gnu",
+        snapshot: "i386",
+        debian_arch: "i386",
+        debian_triple: "i686-linux-gnu",
+    },
+];
+
+/// The snapshot target of a Rust target triple, if it has one.
+pub fn snapshot_target(rust_target: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.rust == rust_target)
+}
+
+/// The targets that share the snapshot directory `snapshot`.
+pub fn snapshot_targets(snapshot: &str) -> impl Iterator<Item = &'static Target> + '_ {
+    TARGETS.iter().filter(move |t| t.snapshot == snapshot)
+}
+
+/// The snapshot directories, each once, in [`TARGETS`] order.
+pub fn snapshot_dirs() -> Vec<&'static str> {
+    let mut dirs: Vec<&'static str> = Vec::new();
+    for t in TARGETS {
+        if !dirs.contains(&t.snapshot) {
+            dirs.push(t.snapshot);
+        }
+    }
+    dirs
+}
+
+/// The clang spelling of a Rust target triple (`riscv64gc-...` is `riscv64-...` to clang).
+pub fn clang_target(rust_target: &str) -> String {
+    match rust_target.split_once('-') {
+        Some(("riscv64gc", rest)) => format!("riscv64-{rest}"),
+        Some(("riscv32gc" | "riscv32imac" | "riscv32imc" | "riscv32i", rest)) => {
+            format!("riscv32-{rest}")
+        }
+        _ => rust_target.to_owned(),
+    }
+}
 
 /// Environment variables that bindgen and clang-sys read while generating. Build scripts
 /// declare them with `cargo:rerun-if-env-changed`.
@@ -414,9 +528,7 @@ fn macro_c_types(
     let types = Arc::new(MacroTypes::default());
     let builder = bindgen::Builder::default()
         .header(probe_path.to_string_lossy().into_owned())
-        .clang_arg(format!("--target={target}"))
-        .clang_arg(format!("-I{}", include_dir.display()))
-        .clang_arg("-std=gnu11")
+        .clang_args(clang_args(include_dir, target))
         .allowlist_var(format!("{CTYPE_PREFIX}.*"))
         .clang_macro_fallback()
         .clang_macro_fallback_build_dir(scratch_dir)
@@ -503,26 +615,49 @@ pub fn libclang_available() -> bool {
 }
 
 /// The preamble that starts every generated file.
+///
+/// It names the targets the file is for: every target sharing the snapshot directory of
+/// `target` when it has one (so that the build-time bindings of a snapshot target are the
+/// snapshot's bytes), else `target` alone.
 fn preamble(include_dir: &Path, header: Header, target: &str) -> Result<String, Error> {
     let mut p = String::new();
-    p.push_str("// @generated by fuse-kernel-sys/build/bindgen_config.rs (the one bindgen configuration)\n");
+    p.push_str(
+        "// @generated by fuse-kernel-sys/build/bindgen_config.rs (the one bindgen configuration)\n",
+    );
     p.push_str(&format!(
         "// with bindgen {}. DO NOT EDIT.\n",
         bindgen_version()
     ));
     p.push_str("//\n// Source headers (fuse-kernel-sys/include/), SHA-256:\n");
-    for src in header.sources() {
+    let mut sources: Vec<&str> = header.sources().to_vec();
+    sources.push(IOCTL_SHIM);
+    for src in sources {
         let bytes =
             fs::read(include_dir.join(src)).map_err(|e| Error::Io(include_dir.join(src), e))?;
         let digest = Sha256::digest(&bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         p.push_str(&format!("//   {hex}  {src}\n"));
     }
-    p.push_str(&format!("// Target: {target}\n"));
-    p.push_str("//\n// Regenerate the committed snapshot with `cargo xtask regen-bindings`;\n");
-    p.push_str("// check it with `cargo xtask regen-bindings --check`.\n\n");
+    match snapshot_target(target) {
+        Some(t) => {
+            p.push_str(&format!(
+                "// Snapshot `{}`, generated alike for each of these targets:\n",
+                t.snapshot
+            ));
+            for t in snapshot_targets(t.snapshot) {
+                p.push_str(&format!("//   {}\n", t.rust));
+            }
+        }
+        None => p.push_str(&format!("// Target: {target}\n")),
+    }
+    p.push_str("//\n// Regenerate the committed snapshots with `cargo xtask regen-bindings`;\n");
+    p.push_str("// check them with `cargo xtask regen-bindings --check`.\n\n");
     Ok(p)
 }
+
+/// The ioctl encoding header the generator reads instead of the system's `<linux/ioctl.h>`
+/// (relative to `include/`).
+pub const IOCTL_SHIM: &str = "uapi/linux/ioctl.h";
 
 /// The bindgen release series this configuration is written for (the exact version of a
 /// committed snapshot is the one in the workspace's `Cargo.lock`).
@@ -558,9 +693,7 @@ pub fn generate(
     let header_str = header_path.to_string_lossy().into_owned();
     let builder = bindgen::Builder::default()
         .header(header_str.clone())
-        .clang_arg(format!("--target={target}"))
-        .clang_arg(format!("-I{}", include_dir.display()))
-        .clang_arg("-std=gnu11")
+        .clang_args(clang_args(include_dir, target))
         .allowlist_file(regex_escape(&header_str))
         .use_core()
         .ctypes_prefix("::core::ffi")
@@ -597,7 +730,178 @@ pub fn generate(
     if !missing.is_empty() {
         return Err(Error::MissingItems(header, missing));
     }
+    let rust = add_docs(&rust, &header_docs(&header_text));
     Ok(preamble(include_dir, header, target)? + &rust)
+}
+
+/// The clang arguments of every generation: the target, and only our headers plus clang's
+/// own (`stddef.h`, `stdint.h`): no system include directory, so the output does not depend
+/// on the machine, and any target can be generated anywhere.
+fn clang_args(include_dir: &Path, target: &str) -> Vec<String> {
+    vec![
+        format!("--target={}", clang_target(target)),
+        "-ffreestanding".to_owned(),
+        "-nostdlibinc".to_owned(),
+        format!("-I{}", include_dir.display()),
+        format!("-isystem{}", include_dir.join("uapi").display()),
+        "-std=gnu11".to_owned(),
+    ]
+}
+
+/// The comments of a header, by the item they document: `NAME` for a struct, enum value or
+/// macro, `struct.field` for a field of a struct (direct members only).
+///
+/// A comment documents an item when it ends on the line just above it (a blank line or any
+/// other code in between detaches it) or when it follows the item on the item's own line;
+/// a comment that does both is used whole. Lines of dashes (section banners) are dropped.
+/// Clang's own comment attachment is not used: it would give a trailing `/* ... */` to the
+/// *next* declaration, and it never documents macros.
+pub fn header_docs(text: &str) -> BTreeMap<String, Vec<String>> {
+    fn clean(comment: &str) -> Vec<String> {
+        let body = comment
+            .trim()
+            .trim_start_matches("/*")
+            .trim_end_matches("*/");
+        body.lines()
+            .map(|l| {
+                let l = l.trim();
+                let l = l.strip_prefix('*').unwrap_or(l);
+                l.trim().to_owned()
+            })
+            .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '-' || c == '='))
+            .collect()
+    }
+    let mut docs = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut pending: Vec<String> = Vec::new();
+    let mut current_struct: Option<String> = None;
+    let mut depth = 0usize;
+    let mut in_enum = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim();
+        i += 1;
+        if trimmed.is_empty() {
+            pending.clear();
+            continue;
+        }
+        if trimmed.starts_with("/*") {
+            // A comment on lines of its own (maybe several).
+            let mut comment = String::from(trimmed);
+            while !comment.contains("*/") && i < lines.len() {
+                comment.push('\n');
+                comment.push_str(lines[i]);
+                i += 1;
+            }
+            pending = clean(&comment);
+            continue;
+        }
+        // A code line, maybe with a trailing comment (which may continue on the next lines).
+        let (code, trailing) = match line.find("/*") {
+            Some(at) => {
+                let mut comment = String::from(&line[at..]);
+                while !comment.contains("*/") && i < lines.len() {
+                    comment.push('\n');
+                    comment.push_str(lines[i]);
+                    i += 1;
+                }
+                (&line[..at], clean(&comment))
+            }
+            None => (line, Vec::new()),
+        };
+        let code = code.trim();
+        let mut doc = std::mem::take(&mut pending);
+        doc.extend(trailing);
+        let name: Option<String> = if let Some(def) = code.strip_prefix("#define") {
+            let def = def.trim_start();
+            let end = def
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(def.len());
+            Some(def[..end].to_owned())
+        } else if let Some(name) = code
+            .strip_prefix("struct ")
+            .and_then(|r| r.strip_suffix('{'))
+            .map(str::trim)
+            .filter(|n| is_ident(n) && depth == 0)
+        {
+            current_struct = Some(name.to_owned());
+            Some(name.to_owned())
+        } else if code.starts_with("enum ") && code.ends_with('{') && depth == 0 {
+            in_enum = true;
+            None
+        } else if in_enum {
+            let value = code.split(['=', ',']).next().unwrap_or("").trim();
+            is_ident(value).then(|| value.to_owned())
+        } else if let (Some(s), 1) = (&current_struct, depth) {
+            // `type name;` or `type name[N];` (direct members only).
+            code.strip_suffix(';')
+                .map(|d| d.split('[').next().unwrap_or(d))
+                .and_then(|d| d.split_whitespace().last())
+                .filter(|n| is_ident(n))
+                .map(|n| format!("{s}.{n}"))
+        } else {
+            None
+        };
+        for c in code.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if depth == 0 {
+            current_struct = None;
+            in_enum = false;
+        }
+        if let Some(name) = name {
+            if !doc.is_empty() {
+                docs.insert(name, doc);
+            }
+        }
+    }
+    docs
+}
+
+/// Puts the header's comments ([`header_docs`]) on the generated items as `#[doc]`
+/// attributes: structs, their direct fields, and constants (macros and enum values).
+fn add_docs(rust: &str, docs: &BTreeMap<String, Vec<String>>) -> String {
+    let mut out = String::with_capacity(rust.len() + rust.len() / 4);
+    let mut current_struct: Option<String> = None;
+    let attrs = |indent: &str, lines: &[String], out: &mut String| {
+        for l in lines {
+            out.push_str(&format!("{indent}#[doc = {:?}]\n", format!(" {l}")));
+        }
+    };
+    for line in rust.lines() {
+        let item = |prefix: &str| {
+            line.strip_prefix(prefix).map(|r| {
+                r.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+        };
+        if let Some(name) = item("pub struct ") {
+            if let Some(d) = docs.get(&name) {
+                attrs("", d, &mut out);
+            }
+            current_struct = line.ends_with('{').then_some(name);
+        } else if let Some(name) = item("pub const ") {
+            if let Some(d) = docs.get(&name) {
+                attrs("", d, &mut out);
+            }
+        } else if line == "}" {
+            current_struct = None;
+        } else if let (Some(s), Some(field)) = (&current_struct, item("    pub ")) {
+            if let Some(d) = docs.get(&format!("{s}.{field}")) {
+                attrs("    ", d, &mut out);
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn regex_escape(s: &str) -> String {
@@ -653,6 +957,28 @@ enum e {
         let rust = "pub struct a { }\npub const E_A: e = 1;\npub const E_C: e = 3;\n\
                     pub const ONE_AND_MORE: u32 = 1;\npub const LONG_ONE: u64 = 0;\n";
         assert_eq!(missing_items(&items, rust), ["enum e::E_B", "macro ONE"]);
+    }
+
+    #[test]
+    fn header_docs_attach_leading_and_same_line_comments() {
+        let text = "/* ------\n * Section\n * ------ */\n\n/* Leading of s. */\nstruct s {\n\
+                    \tuint32_t a;\t/* trailing of a */\n\tuint32_t b;\n\
+                    \tuint32_t c;\t/* first\n\t\t\t * second */\n};\n\
+                    #define M 1 /* of M */\nenum e {\n\tE_A = 1, /* of E_A */\n};\n";
+        let d = header_docs(text);
+        assert_eq!(d["s"], ["Leading of s."]);
+        assert_eq!(d["s.a"], ["trailing of a"]);
+        // The trailing comment of `a` is not `b`'s (clang's attachment would give it to b).
+        assert!(!d.contains_key("s.b"));
+        assert_eq!(d["s.c"], ["first", "second"]);
+        assert_eq!(d["M"], ["of M"]);
+        assert_eq!(d["E_A"], ["of E_A"]);
+        let rust = "pub struct s {\n    pub a: u32,\n    pub b: u32,\n}\npub const M: u32 = 1;\n";
+        assert_eq!(
+            add_docs(rust, &d),
+            "#[doc = \" Leading of s.\"]\npub struct s {\n    #[doc = \" trailing of a\"]\n    \
+             pub a: u32,\n    pub b: u32,\n}\n#[doc = \" of M\"]\npub const M: u32 = 1;\n"
+        );
     }
 
     #[test]

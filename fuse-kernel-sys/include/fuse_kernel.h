@@ -201,7 +201,13 @@ struct fuse_file_lock {
 #define FUSE_CREATE_SUPP_GROUP	(1ULL << 34)
 #define FUSE_HAS_EXPIRE_ONLY	(1ULL << 35)
 #define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
-#define FUSE_PASSTHROUGH	(1ULL << 37)	/* 7.40: backing files */
+/* 7.40 (Linux 6.9): passthrough backing files. A server that accepts it may
+ * register an open file with FUSE_DEV_IOC_BACKING_OPEN and answer OPEN with
+ * FOPEN_PASSTHROUGH and that backing id; the kernel then does read, write,
+ * splice and mmap of the open file on the backing file without asking the
+ * server. Needs CAP_SYS_ADMIN and max_stack_depth in the INIT reply; goes
+ * in flags2 (bit 37 of the 64-bit flags). */
+#define FUSE_PASSTHROUGH	(1ULL << 37)
 #define FUSE_NO_EXPORT_SUPPORT	(1ULL << 38)
 #define FUSE_HAS_RESEND		(1ULL << 39)	/* 7.40: FUSE_NOTIFY_RESEND */
 /* Older spelling of FUSE_DIRECT_IO_ALLOW_MMAP, kept for source compatibility. */
@@ -622,14 +628,16 @@ struct fuse_init_in {
 #define FUSE_COMPAT_INIT_OUT_SIZE 8
 #define FUSE_COMPAT_22_INIT_OUT_SIZE 24
 
-/* INIT reply: the server's version, the features it accepts and its limits. */
+/* INIT reply: the server's version, the features it accepts and its limits.
+ * The kernel reads only the bytes its minor knows; older minors send a
+ * shorter reply (FUSE_COMPAT_22_INIT_OUT_SIZE and friends). */
 struct fuse_init_out {
-	uint32_t major;
-	uint32_t minor;
-	uint32_t max_readahead;
-	uint32_t flags;			/* INIT flags, bits 0-31 */
-	uint16_t max_background;
-	uint16_t congestion_threshold;
+	uint32_t major;			/* FUSE_KERNEL_VERSION; another major fails the mount */
+	uint32_t minor;			/* min(our minor, the kernel's): the protocol spoken */
+	uint32_t max_readahead;		/* at most the kernel's offer in fuse_init_in */
+	uint32_t flags;			/* INIT flags, bits 0-31, a subset of the offer */
+	uint16_t max_background;	/* background requests in flight before throttling */
+	uint16_t congestion_threshold;	/* background requests that mark the fs congested */
 	uint32_t max_write;		/* largest WRITE payload */
 	uint32_t time_gran;		/* timestamp granularity, ns */
 	uint16_t max_pages;		/* with FUSE_MAX_PAGES */
@@ -981,7 +989,10 @@ struct fuse_supp_groups {
  * instead of being copied into the payload buffer. */
 #define FUSE_URING_ENT_ZERO_COPY	(1 << 0)
 
-/* Per-entry bookkeeping shared by kernel and server. */
+/* Per-entry bookkeeping of FUSE-over-io_uring, at the end of each ring
+ * entry's header buffer (struct fuse_uring_req_header): the kernel fills it
+ * when it hands a request to the server, the server when it commits the
+ * reply with FUSE_IO_URING_CMD_COMMIT_AND_FETCH. */
 struct fuse_uring_ent_in_out {
 	uint64_t flags;		/* FUSE_URING_ENT_* (7.46) */
 	uint64_t commit_id;	/* the request's unique; echo it in COMMIT_AND_FETCH */

@@ -14,10 +14,10 @@
 #[test]
 fn mainline_snapshot_matches_build_time_bindings() {
     let built = include_str!(concat!(env!("OUT_DIR"), "/fuse_kernel.rs"));
-    let snapshot = include_str!("../src/generated/fuse_kernel.rs");
+    let snapshot = include_str!("../src/generated/generic/fuse_kernel.rs");
     assert!(
         built == snapshot,
-        "src/generated/fuse_kernel.rs differs from what include/fuse_kernel.h generates; \
+        "src/generated/generic/fuse_kernel.rs differs from what include/fuse_kernel.h generates; \
          run `cargo xtask regen-bindings`"
     );
 }
@@ -25,10 +25,10 @@ fn mainline_snapshot_matches_build_time_bindings() {
 #[test]
 fn iomap_snapshot_matches_build_time_bindings() {
     let built = include_str!(concat!(env!("OUT_DIR"), "/fuse_iomap.rs"));
-    let snapshot = include_str!("../src/generated/fuse_iomap.rs");
+    let snapshot = include_str!("../src/generated/generic/fuse_iomap.rs");
     assert!(
         built == snapshot,
-        "src/generated/fuse_iomap.rs differs from what include/fuse_iomap.h generates; \
+        "src/generated/generic/fuse_iomap.rs differs from what include/fuse_iomap.h generates; \
          run `cargo xtask regen-bindings`"
     );
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the workspace's maintenance and demo commands.
 
 mod bench;
+mod cross;
 mod demo;
 mod fuzz;
 mod hello_fresh;
@@ -66,6 +67,10 @@ commands:
                              --bins: only test binaries whose name contains one of LIST;
                              --timeout: limit per test binary (default 900 s). Prints the
                              matrix and writes target/vm-test/results.{md,json}
+  cross-check [TRIPLE...]    every snapshot target (default all): the snapshot compiles
+                             for it, the C cross-check (clang for that target, Debian's
+                             uapi headers) holds at compile time, and the published crates
+                             build (downloads linux-libc-dev-<arch>-cross into target/)
   help                       this text
 ";
 
@@ -85,6 +90,9 @@ fn main() -> ExitCode {
         ["test"] => test(),
         ["regen-bindings"] => regen_bindings(false),
         ["regen-bindings", "--check"] => regen_bindings(true),
+        ["cross-check", targets @ ..] => {
+            cross::cross_check(&targets.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>())
+        }
         [] | ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             Ok(())
@@ -314,24 +322,45 @@ fn regen_bindings(check: bool) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let mut drifted = Vec::new();
     let result = (|| {
-        for header in build_support::Header::ALL {
-            let fresh = build_support::generate(
-                &include_dir,
-                header,
-                build_support::SNAPSHOT_TARGET,
-                &scratch,
-            )
-            .map_err(|e| e.to_string())?;
-            let path = generated_dir.join(header.output_name());
-            let committed = std::fs::read_to_string(&path).unwrap_or_default();
-            if committed == fresh {
-                println!("up to date: {}", path.display());
-            } else if check {
-                drifted.push(path.display().to_string());
-            } else {
-                std::fs::write(&path, fresh)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                println!("rewrote: {}", path.display());
+        for dir in build_support::snapshot_dirs() {
+            for header in build_support::Header::ALL {
+                let path = generated_dir.join(dir).join(header.output_name());
+                let committed = std::fs::read_to_string(&path).unwrap_or_default();
+                // Every target of the directory is generated on its own: the sharing holds
+                // only if each comes out as the same bytes.
+                let mut first: Option<(&str, String)> = None;
+                for target in build_support::snapshot_targets(dir) {
+                    let fresh =
+                        build_support::generate(&include_dir, header, target.rust, &scratch)
+                            .map_err(|e| format!("{}: {e}", target.rust))?;
+                    match &first {
+                        None => first = Some((target.rust, fresh)),
+                        Some((first_target, first_fresh)) => {
+                            if *first_fresh != fresh {
+                                return Err(format!(
+                                    "{} and {first_target} share src/generated/{dir}/ but \
+                                     generate different {}: give {} a snapshot directory of \
+                                     its own (TARGETS in fuse-kernel-sys/build/bindgen_config.rs)",
+                                    target.rust,
+                                    header.output_name(),
+                                    target.rust
+                                ));
+                            }
+                        }
+                    }
+                }
+                let Some((_, fresh)) = first else { continue };
+                if committed == fresh {
+                    println!("up to date: {}", path.display());
+                } else if check {
+                    drifted.push(path.display().to_string());
+                } else {
+                    std::fs::create_dir_all(generated_dir.join(dir))
+                        .map_err(|e| format!("cannot create {dir}: {e}"))?;
+                    std::fs::write(&path, fresh)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    println!("rewrote: {}", path.display());
+                }
             }
         }
         Ok::<(), String>(())
