@@ -1,0 +1,124 @@
+//! Directories: OPENDIR's fd and the READDIR and READDIRPLUS listings.
+
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::sync::PoisonError;
+
+use fuse_wire::{DirentBuf, DirentPlusBuf, sys};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use super::Fs;
+use super::budget::retry_fds;
+use super::tables::{DirHandle, Inode};
+
+impl Fs {
+    /// Opens directory inode `id` for reading.
+    pub(super) fn open_dir(&self, id: u64, inode: &Inode) -> Result<OwnedFd, Errno> {
+        let fd = self.path_fd(id, inode)?;
+        retry_fds(
+            || self.shed(),
+            || {
+                rustix::fs::openat(
+                    &*fd,
+                    c".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            },
+        )
+    }
+
+    /// READDIR: the entries from `offset` (0, or a `d_off` cookie of the source directory,
+    /// which each record carries as its next offset), as many as fit in `out`.
+    pub(super) fn readdir(
+        &self,
+        dir: &DirHandle,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let fd = dir.fd.lock().unwrap_or_else(PoisonError::into_inner);
+        rustix::fs::seek(&*fd, rustix::fs::SeekFrom::Start(offset))?;
+        let mut raw = [MaybeUninit::<u8>::uninit(); 8192];
+        let cap = out.len().clamp(1024, raw.len());
+        let mut entries = rustix::fs::RawDir::new(&*fd, &mut raw[..cap]);
+        let mut buf = DirentBuf::new(out);
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if buf.is_empty() => return Err(e),
+                Err(_) => break,
+            };
+            let name = entry.file_name().to_bytes();
+            let ino = self.ino_of(dir.dev, entry.ino());
+            let kind = dirent_type(entry.file_type());
+            if buf
+                .push(ino, entry.next_entry_cookie(), kind, name)
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    /// READDIRPLUS: like [`Fs::readdir`], each entry with its lookup (counted only for the
+    /// entries that fit).
+    pub(super) fn readdirplus(
+        &self,
+        parent: u64,
+        dir: &DirHandle,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<usize, Errno> {
+        let fd = dir.fd.lock().unwrap_or_else(PoisonError::into_inner);
+        rustix::fs::seek(&*fd, rustix::fs::SeekFrom::Start(offset))?;
+        let mut raw = [MaybeUninit::<u8>::uninit(); 8192];
+        // A direntplus record is about 150 bytes larger than the source's dirent.
+        let cap = (out.len() / 4).clamp(1024, raw.len());
+        let mut entries = rustix::fs::RawDir::new(&*fd, &mut raw[..cap]);
+        let mut buf = DirentPlusBuf::new(out);
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if buf.is_empty() => return Err(e),
+                Err(_) => break,
+            };
+            let name = entry.file_name().to_bytes();
+            if !buf.has_room(name.len()) {
+                break;
+            }
+            let kind = dirent_type(entry.file_type());
+            let dot = name == b"." || name == b"..";
+            let record = if dot {
+                // No lookup for . and ..: the kernel only lists them.
+                sys::fuse_entry_out {
+                    attr: sys::fuse_attr {
+                        ino: self.ino_of(dir.dev, entry.ino()),
+                        mode: kind << 12,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }
+            } else {
+                // Vanished since it was listed: an entry without attributes (nodeid 0).
+                self.do_lookup(parent, name).unwrap_or_default()
+            };
+            if buf
+                .push(&record, entry.next_entry_cookie(), kind, name)
+                .is_err()
+            {
+                if record.nodeid != 0 {
+                    self.forget(record.nodeid, 1);
+                }
+                break;
+            }
+        }
+        Ok(buf.len())
+    }
+}
+
+/// `DT_*` of a directory entry (`st_mode >> 12`).
+fn dirent_type(kind: rustix::fs::FileType) -> u32 {
+    (kind.as_raw_mode() & libc::S_IFMT) >> 12
+}
