@@ -3,7 +3,11 @@
 use std::fmt;
 
 /// Which FUSE io_uring command an SQE carried, recovered from the CQE's `user_data`.
+///
+/// Non-exhaustive: a new protocol minor may add commands (7.46 added `ADD_QUEUE` and
+/// `ADD_BUFPOOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 #[doc(alias = "fuse_uring_cmd")]
 pub enum Command {
     /// `FUSE_IO_URING_CMD_REGISTER`: hand an entry's buffers to the kernel.
