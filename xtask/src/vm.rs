@@ -831,6 +831,10 @@ fn write_cpio_entry(
 }
 
 /// The guest's `/init`: mounts, FUSE module and switch, then each test binary between markers.
+///
+/// `/tmp` is the initramfs's own directory, not a new tmpfs: the workspace (and the example
+/// binary the tests start by its absolute path) sits at its host path, which may be under
+/// `/tmp` (a CI clone, say); a tmpfs mounted there would hide it.
 fn init_script(kernel: &Kernel, tests: &Tests, opts: &Options) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh\n\
@@ -842,7 +846,7 @@ fn init_script(kernel: &Kernel, tests: &Tests, opts: &Options) -> String {
          mkdir -p /dev/pts /dev/shm\n\
          mount -t devpts devpts /dev/pts\n\
          mount -t tmpfs tmpfs /dev/shm\n\
-         mount -t tmpfs -o mode=1777 tmpfs /tmp\n\
+         mkdir -p /tmp && chmod 1777 /tmp\n\
          echo \"@@VM kernel $(uname -r)\"\n\
          echo \"@@VM version $(cat /proc/version)\"\n",
     );
