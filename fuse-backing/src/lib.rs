@@ -42,14 +42,18 @@
 //! 1. **Negotiate**: answer INIT with `FUSE_PASSTHROUGH` (in `flags2`, with `FUSE_INIT_EXT`)
 //!    where the kernel offers it, a `max_stack_depth` of 1 or 2, and without
 //!    `FUSE_WRITEBACK_CACHE`. The server needs `CAP_SYS_ADMIN`.
-//! 2. **Open backing**: on OPEN (or CREATE), open the real file and register it:
-//!    [`Backing::open`].
+//! 2. **Open backing, once per inode**: at the first OPEN (or CREATE) of an inode, open the
+//!    real file and register it; every later OPEN of the same inode answers with the same id.
+//!    The kernel allows **one backing file per inode** at a time: an OPEN reply naming a
+//!    second, different id while the inode is open in passthrough mode makes that `open(2)`
+//!    fail with `EIO`. So ids live per inode, not per open: [`PassthroughSlot`] is that
+//!    per-inode slot (the workspace's `passthroughfs` example keeps one in each inode).
 //! 3. **Reply OPEN** with `FOPEN_PASSTHROUGH` and the id: [`BackingId::open_out`]. The kernel
 //!    now serves read, write, splice and mmap of that open file from the backing file; the
 //!    server sees no READ or WRITE for it.
-//! 4. **Close** the id once no OPEN reply that names it can still be in flight, for example
-//!    at RELEASE (not right after writing the reply: the opener looks the id up only when it
-//!    processes the reply). Open files keep working after the close.
+//! 4. **Close** the id when the kernel forgets the inode (FORGET down to 0), not at RELEASE:
+//!    another open of the inode may be answered with it at any time until then. Files still
+//!    open keep working after the close (the kernel holds the backing file).
 //!
 //! ```no_run
 //! use std::collections::HashMap;
@@ -57,7 +61,7 @@
 //! use std::io::{self, IoSlice, Read, Write};
 //! use std::os::fd::AsFd;
 //!
-//! use fuse_backing::{Backing, Errno, Passthrough};
+//! use fuse_backing::{Errno, PassthroughSlot};
 //! use fuse_kernel_sys as sys;
 //! use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 //!
@@ -81,8 +85,9 @@
 //! /// Serves one file system whose files are backed by `backing_path(nodeid)`.
 //! /// `dev` is the `/dev/fuse` fd given to mount(2).
 //! fn serve(dev: &File, backing_path: &dyn Fn(u64) -> String) -> io::Result<()> {
-//!     // Open file handle -> its backing id, closed at RELEASE (the guard borrows `dev`).
-//!     let mut open_files: HashMap<u64, Backing<Passthrough, &File>> = HashMap::new();
+//!     // Inode -> its backing id, shared by all opens of the inode and closed when the kernel
+//!     // forgets the inode (the guard borrows `dev`).
+//!     let mut inodes: HashMap<u64, PassthroughSlot<&File>> = HashMap::new();
 //!     let mut next_fh = 1;
 //!     let mut buf = vec![0u8; (1 << 20) + 4096];
 //!     loop {
@@ -100,16 +105,15 @@
 //!                 send(dev, header.unique, 0, bytes_of(&init_reply(&init_in)))?;
 //!             }
 //!             sys::FUSE_OPEN => {
-//!                 // Step 2: open the real file and register it with the kernel.
+//!                 // Step 2: the inode's backing id, registered at its first open.
 //!                 let file = File::open(backing_path(header.nodeid))?;
 //!                 let fh = next_fh;
 //!                 next_fh += 1;
-//!                 match Backing::<Passthrough, _>::open(dev, file.as_fd()) {
-//!                     Ok(backing) => {
+//!                 let slot = inodes.entry(header.nodeid).or_default();
+//!                 match slot.get_or_open(&dev, file.as_fd()) {
+//!                     Ok(id) => {
 //!                         // Step 3: FOPEN_PASSTHROUGH with the id.
-//!                         let out = backing.id().open_out(fh, 0);
-//!                         open_files.insert(fh, backing);
-//!                         send(dev, header.unique, 0, bytes_of(&out))?;
+//!                         send(dev, header.unique, 0, bytes_of(&id.open_out(fh, 0)))?;
 //!                     }
 //!                     // Passthrough not negotiated, or an old kernel: serve READ ourselves.
 //!                     Err(e) if e.is_unsupported() => {
@@ -119,15 +123,11 @@
 //!                     Err(e) => send(dev, header.unique, e.raw_os_error(), &[])?,
 //!                 }
 //!             }
-//!             sys::FUSE_RELEASE => {
-//!                 // Step 4: the open is complete; the id is no longer needed.
-//!                 let release: sys::fuse_release_in = read_struct(body);
-//!                 if let Some(backing) = open_files.remove(&release.fh) {
-//!                     if let Err(e) = backing.close() {
-//!                         eprintln!("closing backing id: {e}");
-//!                     }
-//!                 }
-//!                 send(dev, header.unique, 0, &[])?;
+//!             sys::FUSE_RELEASE => send(dev, header.unique, 0, &[])?,
+//!             sys::FUSE_FORGET => {
+//!                 // Step 4: the kernel forgot the inode (a real server counts lookups and
+//!                 // forgets at 0); dropping its slot closes the id. FORGET has no reply.
+//!                 inodes.remove(&header.nodeid);
 //!             }
 //!             // LOOKUP, GETATTR and the rest of a real server go here.
 //!             _ => send(dev, header.unique, Errno::NOSYS.raw_os_error(), &[])?,
@@ -194,6 +194,7 @@ mod backing;
 mod device;
 mod error;
 mod id;
+mod slot;
 #[allow(unsafe_code)]
 mod sys_ioctl;
 
@@ -202,3 +203,4 @@ pub use device::{attach_to_session, clone_device, sync_init};
 pub use error::{Cause, Error, Operation};
 pub use id::{BackingId, BackingKind, BackingType, IomapDevice, Passthrough};
 pub use rustix::io::Errno;
+pub use slot::PassthroughSlot;

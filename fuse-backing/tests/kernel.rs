@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fuse_backing::{
-    Backing, BackingId, Cause, Errno, IomapDevice, Operation, Passthrough, attach_to_session,
-    clone_device, close, close_raw, open, open_with_flags, sync_init,
+    Backing, BackingId, Cause, Errno, IomapDevice, Operation, Passthrough, PassthroughSlot,
+    attach_to_session, clone_device, close, close_raw, open, open_with_flags, sync_init,
 };
 use fuse_kernel_sys as sys;
 use testkit::{InitOptions, MemFs, Session};
@@ -476,6 +476,76 @@ fn passthrough_reads_come_from_the_backing_file_without_read_requests() {
         !mounts.contains(root.to_str().unwrap()),
         "mount left behind"
     );
+}
+
+/// Backing ids belong to inodes: two opens of one inode answered with one id (a
+/// `PassthroughSlot`) both read the backing file; answered with two different ids, the second
+/// concurrent open fails with `EIO` (the kernel keeps one backing file per inode).
+#[test]
+fn one_backing_file_per_inode_a_second_id_fails_the_open_with_eio() {
+    if !testkit::require_passthrough() {
+        return;
+    }
+    let Some(_leaks) = testkit::leak::isolate() else {
+        return;
+    };
+    let mut session = passthrough_session();
+    let content = pattern(200 * 1024 + 7);
+    let (file_a, file_b, file_c) = (
+        BackingFile::new(&content),
+        BackingFile::new(&content),
+        BackingFile::new(&content),
+    );
+    let slot = PassthroughSlot::<Arc<OwnedFd>>::default();
+    assert_eq!(slot.id(), None);
+    let id = slot
+        .get_or_open(&session.dev, file_a.fd())
+        .expect("BACKING_OPEN on a negotiated connection");
+    // Later opens of the inode reuse the id: no second registration.
+    assert_eq!(slot.get_or_open(&session.dev, file_b.fd()).unwrap(), id);
+    assert_eq!(slot.id(), Some(id));
+    // The per-open mistake: two ids for one inode.
+    let b = Backing::<Passthrough, Arc<OwnedFd>>::open(session.dev.clone(), file_b.fd()).unwrap();
+    let c = Backing::<Passthrough, Arc<OwnedFd>>::open(session.dev.clone(), file_c.fd()).unwrap();
+    assert!(b.id() != id && c.id() != id && b.id() != c.id());
+    let mut fs = MemFs::new();
+    let size = content.len() as u64;
+    fs.add_passthrough_file(1, "one-id.bin", id.open_out_backing_id(), size);
+    let ids = [b.id().open_out_backing_id(), c.id().open_out_backing_id()];
+    fs.add_passthrough_file_ids(1, "two-ids.bin", &ids, size);
+    session
+        .spawn_server(session.dev.clone(), fs)
+        .expect("server thread");
+    let root = session.path().to_owned();
+
+    let read_all = |mut f: &File| {
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map(|_| bytes)
+    };
+    let first = File::open(root.join("one-id.bin")).expect("first open, one id");
+    let second = File::open(root.join("one-id.bin")).expect("second open, the same id");
+    assert!(read_all(&first).unwrap() == content);
+    assert!(read_all(&second).unwrap() == content);
+    drop((first, second));
+
+    let first = File::open(root.join("two-ids.bin")).expect("first open, first id");
+    let e = File::open(root.join("two-ids.bin")).expect_err("a second backing file for the inode");
+    assert_eq!(e.raw_os_error(), Some(Errno::IO.raw_os_error()), "{e}");
+    assert!(
+        read_all(&first).unwrap() == content,
+        "the first open still works"
+    );
+    drop(first);
+    assert_eq!(session.counters.count(sys::FUSE_READ), 0);
+
+    slot.close().expect("BACKING_CLOSE of the slot's id");
+    assert_eq!(slot.id(), None);
+    assert_eq!(
+        close(session.dev.as_fd(), id).unwrap_err().errno(),
+        Errno::NOENT
+    );
+    drop((b, c));
+    session.finish().expect("server ends cleanly");
 }
 
 #[test]

@@ -11,11 +11,12 @@ use crate::{Handler, Reply, Request, bytes_of};
 pub enum Node {
     /// A directory: name -> node id.
     Dir(BTreeMap<String, u64>),
-    /// A regular file with these bytes. With `backing_id`, OPEN answers `FOPEN_PASSTHROUGH`
-    /// with that id and `size` is reported instead of `data.len()`.
+    /// A regular file with these bytes. With `backing_ids`, OPEN answers `FOPEN_PASSTHROUGH`
+    /// with them in turn (the first open the first id, the second open the second...) and
+    /// `size` is reported instead of `data.len()`.
     File {
         data: Vec<u8>,
-        backing_id: Option<i32>,
+        backing_ids: Vec<i32>,
         size: Option<u64>,
     },
 }
@@ -24,6 +25,8 @@ pub enum Node {
 #[derive(Debug, Clone)]
 pub struct MemFs {
     nodes: BTreeMap<u64, Node>,
+    /// OPENs answered so far, per node.
+    opens: BTreeMap<u64, usize>,
     /// Attribute and entry timeout in seconds (0: the kernel asks every time).
     pub timeout: u64,
 }
@@ -39,7 +42,11 @@ impl MemFs {
     pub fn new() -> MemFs {
         let mut nodes = BTreeMap::new();
         nodes.insert(sys::FUSE_ROOT_ID, Node::Dir(BTreeMap::new()));
-        MemFs { nodes, timeout: 0 }
+        MemFs {
+            nodes,
+            opens: BTreeMap::new(),
+            timeout: 0,
+        }
     }
 
     fn add(&mut self, parent: u64, name: &str, node: Node) -> u64 {
@@ -58,7 +65,7 @@ impl MemFs {
             name,
             Node::File {
                 data,
-                backing_id: None,
+                backing_ids: Vec::new(),
                 size: None,
             },
         )
@@ -73,12 +80,24 @@ impl MemFs {
         backing_id: i32,
         size: u64,
     ) -> u64 {
+        self.add_passthrough_file_ids(parent, name, &[backing_id], size)
+    }
+
+    /// Adds a file whose OPENs answer `FOPEN_PASSTHROUGH` with `backing_ids` in turn (to show
+    /// what the kernel does with two backing files for one inode).
+    pub fn add_passthrough_file_ids(
+        &mut self,
+        parent: u64,
+        name: &str,
+        backing_ids: &[i32],
+        size: u64,
+    ) -> u64 {
         self.add(
             parent,
             name,
             Node::File {
                 data: Vec::new(),
-                backing_id: Some(backing_id),
+                backing_ids: backing_ids.to_vec(),
                 size: Some(size),
             },
         )
@@ -203,7 +222,11 @@ impl Handler for MemFs {
                 None => Reply::Error(libc::ENOENT),
             },
             sys::FUSE_OPEN => match self.nodes.get(&id) {
-                Some(Node::File { backing_id, .. }) => {
+                Some(Node::File { backing_ids, .. }) => {
+                    let opens = self.opens.entry(id).or_default();
+                    let backing_id =
+                        (!backing_ids.is_empty()).then(|| backing_ids[*opens % backing_ids.len()]);
+                    *opens += 1;
                     let out = sys::fuse_open_out {
                         fh: id,
                         open_flags: if backing_id.is_some() {
