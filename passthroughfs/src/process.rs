@@ -20,12 +20,18 @@ use crate::Fatal;
 pub(crate) fn spawn_unmount_watchdog(identity: fuse_dev::MountIdentity) -> Result<OwnedFd, Fatal> {
     use std::os::fd::AsRawFd;
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // Closed by the child once it has its own session: until then a `kill -9 -PGID` of our
+    // process group would take the watchdog with it, so the parent waits for that.
+    let (started_read, started_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     // SAFETY: called while the process has a single thread (before any worker is spawned),
     // so the child may run arbitrary code.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(Fatal(format!("fork: {}", std::io::Error::last_os_error()))),
         0 => {
+            let _ = rustix::process::setsid();
+            drop(started_read);
+            drop(started_write);
             drop(write_end);
             let keep = read_end.as_raw_fd() as libc::c_uint;
             // SAFETY: closes fds of this child only; `read_end` (kept) is the only fd used
@@ -37,7 +43,6 @@ pub(crate) fn spawn_unmount_watchdog(identity: fuse_dev::MountIdentity) -> Resul
             unsafe {
                 libc::close_range(keep + 1, libc::c_uint::MAX, 0);
             }
-            let _ = rustix::process::setsid();
             let mut byte = [0u8; 1];
             let died = loop {
                 match rustix::io::read(&read_end, &mut byte) {
@@ -55,6 +60,10 @@ pub(crate) fn spawn_unmount_watchdog(identity: fuse_dev::MountIdentity) -> Resul
         }
         _ => {
             drop(read_end);
+            drop(started_write);
+            // EOF once the child has closed its copy, after setsid (or if it died).
+            let mut byte = [0u8; 1];
+            while let Err(Errno::INTR) = rustix::io::read(&started_read, &mut byte) {}
             Ok(write_end)
         }
     }
