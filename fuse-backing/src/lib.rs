@@ -67,7 +67,9 @@
 //!
 //! /// Step 1: the INIT reply, with passthrough where the kernel offers it.
 //! fn init_reply(init_in: &sys::fuse_init_in) -> sys::fuse_init_out {
-//!     let offered = u64::from(init_in.flags) | (u64::from(init_in.flags2) << 32);
+//!     // flags2 counts only when the kernel sets FUSE_INIT_EXT (7.36+).
+//!     let ext = init_in.flags & sys::FUSE_INIT_EXT != 0;
+//!     let offered = u64::from(init_in.flags) | if ext { u64::from(init_in.flags2) << 32 } else { 0 };
 //!     let wanted = u64::from(sys::FUSE_INIT_EXT | sys::FUSE_ASYNC_READ) | sys::FUSE_PASSTHROUGH;
 //!     let accepted = offered & wanted;
 //!     sys::fuse_init_out {

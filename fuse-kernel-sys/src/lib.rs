@@ -89,7 +89,9 @@
 //! use fuse_kernel_sys::*;
 //!
 //! fn init_reply(request: &fuse_init_in) -> fuse_init_out {
-//!     let offered = u64::from(request.flags) | (u64::from(request.flags2) << 32);
+//!     // flags2 counts only when the kernel sets FUSE_INIT_EXT (7.36+).
+//!     let ext = request.flags & FUSE_INIT_EXT != 0;
+//!     let offered = u64::from(request.flags) | if ext { u64::from(request.flags2) << 32 } else { 0 };
 //!     let wanted = FUSE_INIT_EXT as u64 | FUSE_MAX_PAGES as u64 | FUSE_PASSTHROUGH | FUSE_OVER_IO_URING;
 //!     let flags = offered & wanted;
 //!     fuse_init_out {

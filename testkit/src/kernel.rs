@@ -104,9 +104,7 @@ impl Capabilities {
             .to_owned();
         let version = Version::parse(&release)
             .ok_or_else(|| format!("cannot parse kernel release {release:?}"))?;
-        let enable_uring = std::fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
-            .ok()
-            .map(|v| v.trim() == "Y");
+        let enable_uring = crate::enable_uring_switch();
 
         // A real mount: the kernel's INIT request carries its minor version and flags.
         let dev = open_dev().map_err(|e| format!("open /dev/fuse: {e}"))?;

@@ -58,13 +58,20 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// Whether FUSE-over-io_uring is switched on (`/sys/module/fuse/parameters/enable_uring`).
-pub fn uring_enabled() -> bool {
+/// The `enable_uring` switch (`/sys/module/fuse/parameters/enable_uring`): `None` when the
+/// kernel has no such parameter (before 6.14, or built without FUSE-over-io_uring).
+pub fn enable_uring_switch() -> Option<bool> {
     // The same rule as `fuse_uring::uring_support` (which testkit cannot depend on: it is a
     // dev-dependency of fuse-uring): the kernel prints a bool parameter as Y or N, and
     // accepts 1 when it is written.
     fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
-        .is_ok_and(|v| matches!(v.trim(), "Y" | "1"))
+        .ok()
+        .map(|v| matches!(v.trim(), "Y" | "1"))
+}
+
+/// Whether FUSE-over-io_uring is switched on ([`enable_uring_switch`]).
+pub fn uring_enabled() -> bool {
+    enable_uring_switch() == Some(true)
 }
 
 /// Checks that kernel tests can run here (root and `/dev/fuse`); otherwise [`skip`]s and

@@ -65,8 +65,7 @@ fn build_and_run(root: &Path, project: &Path, source: &str) -> Result<(), String
         println!("xtask: hello-fresh: not root or no /dev/fuse: built, not run");
         return Ok(());
     }
-    let uring = fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
-        .is_ok_and(|v| v.trim() == "Y");
+    let uring = testkit::uring_enabled();
     let mut transports = vec![("/dev/fuse", true)];
     if uring {
         transports.push(("io_uring", false));
