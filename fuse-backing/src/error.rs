@@ -134,58 +134,65 @@ impl Error {
     /// other than `ENOTTY`, and the errors this crate decides itself ([`Cause::InvalidFlags`],
     /// [`Cause::BadReply`]).
     pub fn is_unsupported(&self) -> bool {
-        if self.cause != Cause::Kernel {
-            return false;
-        }
-        match (self.op, self.errno) {
-            (Operation::OpenDevice, _) => false,
-            (_, Errno::NOTTY | Errno::OPNOTSUPP) => true,
-            (Operation::BackingOpen(_) | Operation::BackingClose, Errno::PERM) => true,
-            (Operation::BackingOpen(BackingType::Iomap), Errno::INVAL) => true,
-            _ => false,
-        }
+        self.cause == Cause::Kernel && meaning(self.op, self.errno).0
     }
 
     /// A short explanation of the usual cause of this errno for this operation.
     fn hint(&self) -> &'static str {
-        use Operation::*;
         match self.cause {
             Cause::InvalidFlags => {
-                return "flags outside FUSE_BACKING_FLAGS_ALL or in the type field; \
-                        rejected before the system call";
+                "flags outside FUSE_BACKING_FLAGS_ALL or in the type field; \
+                 rejected before the system call"
             }
-            Cause::BadReply => return "the kernel returned 0 instead of a backing id",
-            Cause::Kernel => {}
+            Cause::BadReply => "the kernel returned 0 instead of a backing id",
+            Cause::Kernel => meaning(self.op, self.errno).1,
         }
-        match (self.op, self.errno) {
-            (OpenDevice, _) => "/dev/fuse could not be opened",
-            (_, Errno::NOTTY) => "not a /dev/fuse fd, or the kernel does not know this ioctl",
-            (_, Errno::OPNOTSUPP) => {
-                "kernel without CONFIG_FUSE_PASSTHROUGH, or a backing type it does not know"
-            }
-            (BackingOpen(_) | BackingClose, Errno::PERM) => {
-                "device not mounted, passthrough not negotiated in INIT, or no CAP_SYS_ADMIN"
-            }
-            (BackingOpen(BackingType::Iomap), Errno::INVAL) => {
-                "this kernel does not know the iomap backing type (mainline)"
-            }
-            (BackingOpen(_), Errno::INVAL) => "the backing file is not a regular file",
-            (BackingOpen(_), Errno::BADF) => "the backing fd is not open",
-            (BackingOpen(_), Errno::ISDIR) => "the backing file is a directory",
-            (BackingOpen(_), Errno::LOOP) => {
-                "the backing file's file system is stacked max_stack_depth deep or deeper"
-            }
-            (BackingOpen(BackingType::Iomap), Errno::NODEV) => "not a block device",
-            (BackingClose, Errno::INVAL) => "not a valid id (0 or above i32::MAX)",
-            (BackingClose, Errno::NOENT) => "no backing id with this number on this connection",
-            (BackingClose, Errno::BUSY) => "iomap inodes still use this device",
-            (Clone, Errno::PERM) => "the session fd is not mounted yet",
-            (Clone, Errno::INVAL) => {
-                "the session fd is not an attached /dev/fuse fd, or the new fd is already attached"
-            }
-            (SyncInit, Errno::INVAL) => "the fd is already mounted",
-            _ => "",
+    }
+}
+
+/// What the kernel's `errno` means for `op`: whether it says "this kernel or this connection
+/// cannot do it" ([`Error::is_unsupported`]), and its usual cause (the hint of the message).
+/// The one table of the crate's errno facts.
+fn meaning(op: Operation, errno: Errno) -> (bool, &'static str) {
+    use Operation::*;
+    match (op, errno) {
+        (OpenDevice, _) => (false, "/dev/fuse could not be opened"),
+        (_, Errno::NOTTY) => (
+            true,
+            "not a /dev/fuse fd, or the kernel does not know this ioctl",
+        ),
+        (_, Errno::OPNOTSUPP) => (
+            true,
+            "kernel without CONFIG_FUSE_PASSTHROUGH, or a backing type it does not know",
+        ),
+        (BackingOpen(_) | BackingClose, Errno::PERM) => (
+            true,
+            "device not mounted, passthrough not negotiated in INIT, or no CAP_SYS_ADMIN",
+        ),
+        (BackingOpen(BackingType::Iomap), Errno::INVAL) => (
+            true,
+            "this kernel does not know the iomap backing type (mainline)",
+        ),
+        (BackingOpen(_), Errno::INVAL) => (false, "the backing file is not a regular file"),
+        (BackingOpen(_), Errno::BADF) => (false, "the backing fd is not open"),
+        (BackingOpen(_), Errno::ISDIR) => (false, "the backing file is a directory"),
+        (BackingOpen(_), Errno::LOOP) => (
+            false,
+            "the backing file's file system is stacked max_stack_depth deep or deeper",
+        ),
+        (BackingOpen(BackingType::Iomap), Errno::NODEV) => (false, "not a block device"),
+        (BackingClose, Errno::INVAL) => (false, "not a valid id (0 or above i32::MAX)"),
+        (BackingClose, Errno::NOENT) => {
+            (false, "no backing id with this number on this connection")
         }
+        (BackingClose, Errno::BUSY) => (false, "iomap inodes still use this device"),
+        (Clone, Errno::PERM) => (false, "the session fd is not mounted yet"),
+        (Clone, Errno::INVAL) => (
+            false,
+            "the session fd is not an attached /dev/fuse fd, or the new fd is already attached",
+        ),
+        (SyncInit, Errno::INVAL) => (false, "the fd is already mounted"),
+        _ => (false, ""),
     }
 }
 
