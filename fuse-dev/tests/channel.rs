@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fuse_dev::fuse_wire::{self, InitConfig};
 use fuse_dev::{Channel, ChannelError, Device, MountOptions, UnmountOutcome};
@@ -26,16 +26,8 @@ fn join(
     server: std::thread::JoinHandle<Result<(), ChannelError>>,
     connection: Option<fuse_dev::Connection>,
 ) -> Result<(), ChannelError> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if !server.is_finished() {
-        if let Some(c) = connection {
-            let _ = c.abort();
-        }
-    }
-    server.join().expect("server panicked")
+    let connection = connection.map(|c| c.number());
+    testkit::join_or_abort(server, Duration::from_secs(5), connection).expect("server panicked")
 }
 
 #[test]

@@ -58,16 +58,9 @@ impl Served {
         let Some(server) = self.server.take() else {
             return Ok(());
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !server.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !server.is_finished() {
-            if let Some(c) = connection {
-                let _ = c.abort();
-            }
-        }
-        server.join().expect("server thread panicked")
+        let connection = connection.map(|c| c.number());
+        testkit::join_or_abort(server, Duration::from_secs(5), connection)
+            .expect("server thread panicked")
     }
 }
 

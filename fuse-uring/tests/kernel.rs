@@ -331,17 +331,8 @@ fn run_raw(
 /// Waits for `handle` to finish; after `timeout`, aborts FUSE connection `connection` (which
 /// makes every blocked party return) and then joins.
 fn join_within<T>(handle: JoinHandle<T>, connection: Option<u32>, what: &str) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    while !handle.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if !handle.is_finished() {
-        eprintln!("{what} did not finish in time: aborting the connection");
-        if let Some(n) = connection {
-            let _ = testkit::abort_connection(n);
-        }
-    }
-    handle.join().unwrap_or_else(|_| panic!("{what} panicked"))
+    testkit::join_or_abort(handle, TIMEOUT, connection)
+        .unwrap_or_else(|_| panic!("{what} panicked"))
 }
 
 fn uring_opts() -> InitOptions {

@@ -538,16 +538,7 @@ impl Session {
         let Some(server) = self.server.take() else {
             return Ok(());
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !server.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !server.is_finished() {
-            if let Some(n) = connection {
-                let _ = abort_connection(n);
-            }
-        }
-        match server.join() {
+        match join_or_abort(server, Duration::from_secs(5), connection) {
             Ok(result) => result,
             Err(_) => Err(io::Error::other("server thread panicked")),
         }
@@ -560,6 +551,26 @@ impl Drop for Session {
             eprintln!("testkit: session teardown: {e}");
         }
     }
+}
+
+/// Joins `handle`, giving the thread `timeout` to end on its own; if it has not by then, FUSE
+/// connection `connection` is aborted through fusectl (a server blocked on it then returns)
+/// before joining. `Err` if the thread panicked.
+pub fn join_or_abort<T>(
+    handle: JoinHandle<T>,
+    timeout: Duration,
+    connection: Option<u32>,
+) -> std::thread::Result<T> {
+    let deadline = Instant::now() + timeout;
+    while !handle.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !handle.is_finished() {
+        if let Some(n) = connection {
+            let _ = abort_connection(n);
+        }
+    }
+    handle.join()
 }
 
 /// An unmount guard for a mount made by someone else (for example a child process): detaches
