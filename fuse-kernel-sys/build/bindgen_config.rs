@@ -262,6 +262,15 @@ pub enum Error {
     Bindgen(Header, bindgen::BindgenError),
     /// Items of the header are missing from the generated Rust.
     MissingItems(Header, Vec<String>),
+    /// The loaded libclang is too old for the target (loongarch64 needs clang 16).
+    ClangTooOld {
+        /// The target asked for.
+        target: String,
+        /// The oldest clang major version that knows it.
+        needs: u32,
+        /// What bindgen reports of the loaded libclang.
+        found: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -280,6 +289,16 @@ impl fmt::Display for Error {
             ),
             Error::Io(p, e) => write!(f, "cannot read {}: {e}", p.display()),
             Error::Bindgen(h, e) => write!(f, "bindgen failed on {}: {e}", h.file_name()),
+            Error::ClangTooOld {
+                target,
+                needs,
+                found,
+            } => write!(
+                f,
+                "the loaded libclang ({found}) does not know the target {target}: it needs \
+                 clang {needs} or newer. Install one (`apt-get install libclang-19-dev`) and \
+                 point to it: `LIBCLANG_PATH=/usr/lib/llvm-19/lib`."
+            ),
             Error::MissingItems(h, names) => write!(
                 f,
                 "bindgen left out {} item(s) of {}: {}",
@@ -681,6 +700,17 @@ pub fn generate(
 ) -> Result<String, Error> {
     if !libclang_available() {
         return Err(Error::LibclangMissing);
+    }
+    // clang before 16 does not know loongarch64 and bindgen would panic on it.
+    if target.starts_with("loongarch") {
+        let version = bindgen::clang_version();
+        if version.parsed.is_some_and(|(major, _)| major < 16) {
+            return Err(Error::ClangTooOld {
+                target: target.to_owned(),
+                needs: 16,
+                found: version.full,
+            });
+        }
     }
     let header_path = include_dir.join(header.file_name());
     let header_text = read(&header_path)?;
