@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 // The build script uses only part of the configuration's API (the rest serves xtask).
 #[cfg(feature = "bindgen")]
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, unused_imports)]
 #[path = "build/bindgen_config.rs"]
 mod build_support;
 
