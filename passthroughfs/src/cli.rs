@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Fatal;
+use passthroughfs::uring::RingSetup;
 
 const HELP: &str = "\
 passthroughfs: mirror SOURCE read-only at MOUNTPOINT through FUSE
@@ -30,6 +31,13 @@ options:
                               root: READs of files not read through passthrough go straight
                               into the reader's pages (io_uring zero-copy; default auto)
   --threads N                 worker threads of the dev transport (default: possible CPUs)
+  --queue-depth N             io_uring entries per queue, 1..=1024 (default 16): how many
+                              requests one CPU's queue holds at once
+  --ring-setup defer|coop|plain
+                              how each io_uring ring runs the kernel's task work (default
+                              defer): defer = single issuer with deferred task work (run
+                              when the ring thread waits), coop = single issuer with
+                              cooperative task work, plain = neither (libfuse's choice)
   --stats                     on exit, print request counts by opcode and transport, and how
                               many opens went through passthrough
   --nonempty                  mount even if MOUNTPOINT has entries (they are hidden meanwhile)
@@ -83,6 +91,8 @@ pub(crate) struct Args {
     pub(crate) attr_timeout: Duration,
     pub(crate) threads: Option<usize>,
     pub(crate) pin_queues: bool,
+    pub(crate) queue_depth: u32,
+    pub(crate) ring_setup: RingSetup,
     /// `--zero-copy auto` (true) or `off`.
     pub(crate) zero_copy: bool,
     pub(crate) stats: bool,
@@ -100,6 +110,8 @@ pub(crate) fn parse_args() -> Result<Option<Args>, Fatal> {
         attr_timeout: Duration::from_secs(1),
         threads: None,
         pin_queues: true,
+        queue_depth: 16,
+        ring_setup: RingSetup::Defer,
         zero_copy: true,
         stats: false,
         nonempty: false,
@@ -152,6 +164,26 @@ pub(crate) fn parse_args() -> Result<Option<Args>, Fatal> {
                         .filter(|n| (1..=1024).contains(n))
                         .ok_or_else(|| Fatal(format!("--threads {v}: expected 1..1024")))?,
                 );
+            }
+            Some("--queue-depth") => {
+                let v = value(&mut it, "--queue-depth")?;
+                args.queue_depth = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or_else(|| Fatal(format!("--queue-depth {v}: expected 1..1024")))?;
+            }
+            Some("--ring-setup") => {
+                args.ring_setup = match value(&mut it, "--ring-setup")?.as_str() {
+                    "defer" => RingSetup::Defer,
+                    "coop" => RingSetup::Coop,
+                    "plain" => RingSetup::Plain,
+                    other => {
+                        return Err(Fatal(format!(
+                            "--ring-setup {other}: expected defer, coop or plain"
+                        )));
+                    }
+                }
             }
             Some("--stats") => args.stats = true,
             Some("--nonempty") => args.nonempty = true,

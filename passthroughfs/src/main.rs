@@ -88,6 +88,16 @@ fn mount(args: &Args) -> Result<(fuse_dev::Device, fuse_dev::Mount), Fatal> {
 
 /// Whether io_uring will be used: offered by the kernel, wanted, and the rings can be set up
 /// (checked before agreeing to it: once agreed, the kernel waits for every queue).
+/// The io_uring options of the command line (zero-copy is decided after INIT).
+fn ring_options(args: &Args, zero_copy: bool) -> uring::RingOptions {
+    uring::RingOptions {
+        depth: args.queue_depth,
+        setup: args.ring_setup,
+        pin: args.pin_queues,
+        zero_copy,
+    }
+}
+
 fn choose_rings(
     args: &Args,
     kernel: &fuse_wire::KernelInit,
@@ -110,7 +120,7 @@ fn choose_rings(
         );
         return Ok(None);
     }
-    match uring::Rings::prepare(queues, kernel) {
+    match uring::Rings::prepare(queues, kernel, ring_options(args, false)) {
         Ok(rings) => Ok(Some(rings)),
         Err(e) if args.transport == TransportChoice::Uring => {
             Err(Fatal(format!("cannot set up the io_uring rings: {e}")))
@@ -214,12 +224,10 @@ fn run(args: Args) -> Result<(), Fatal> {
     let mut workers = Vec::new();
     let transport = match rings {
         Some(rings) => {
-            workers.extend(rings.start(
+            workers.extend(rings.with_zero_copy(zero_copy).start(
                 fs.clone(),
                 backing_dev.clone(),
                 negotiated.uring_payload_size(),
-                args.pin_queues,
-                zero_copy,
                 negotiated.protocol(),
                 wake_main,
             )?);
@@ -263,7 +271,7 @@ fn run(args: Args) -> Result<(), Fatal> {
     }
     println!(
         "ready: transport={} passthrough={} queues={} dev_threads={dev_threads} \
-         attr_timeout={:?} max_write={} minor={} zero_copy={}",
+         attr_timeout={:?} max_write={} minor={} zero_copy={} queue_depth={} ring_setup={}",
         transport.name(),
         if passthrough { "on" } else { "off" },
         if transport == Transport::Uring {
@@ -275,6 +283,8 @@ fn run(args: Args) -> Result<(), Fatal> {
         negotiated.max_write(),
         kernel.minor,
         if zero_copy { "on" } else { "off" },
+        args.queue_depth,
+        args.ring_setup.name(),
     );
     let result = stop(&signals, mount, workers);
     // Stopped: the watchdog has nothing to do (a byte, not the end of the pipe).

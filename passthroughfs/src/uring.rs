@@ -14,14 +14,60 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 use fuse_kernel_sys as sys;
-use fuse_uring::{Errno, FuseFd, Pool, Queue, QueueBuffers, QueueConfig};
+use fuse_uring::{Errno, FuseFd, Pool, Queue, QueueBuffers, QueueConfig, Ring};
 use fuse_wire::{Protocol, Request};
 
 use crate::fs::{Fs, Outcome};
 use crate::stats::Transport;
 
-/// Entries per queue: how many requests one queue holds at once.
-const DEPTH: u32 = 16;
+/// A ring of `depth` SQEs for one queue, with the task-work flags of `setup`.
+fn build_ring(setup: RingSetup, depth: u32) -> io::Result<Ring> {
+    match setup {
+        RingSetup::Defer => fuse_uring::ring_builder().build(depth),
+        RingSetup::Coop => Ring::builder()
+            .setup_single_issuer()
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(depth),
+        RingSetup::Plain => Ring::builder().build(depth),
+    }
+}
+
+/// How the queues are served ([`Rings::start`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RingOptions {
+    /// Entries per queue: how many requests one queue holds at once.
+    pub depth: u32,
+    /// The ring's task-work flags.
+    pub setup: RingSetup,
+    /// Pin the thread of queue `q` to CPU `q`.
+    pub pin: bool,
+    /// Serve READs of files opened with `FOPEN_IO_URING_ZERO_COPY` into the client's pages
+    /// (only with buffer pools).
+    pub zero_copy: bool,
+}
+
+/// How each io_uring ring runs the kernel's task work (`--ring-setup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingSetup {
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN` (Linux 6.1+).
+    Defer,
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`.
+    Coop,
+    /// No task-work flags.
+    Plain,
+}
+
+impl RingSetup {
+    /// The name used on the command line and in the `ready:` line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RingSetup::Defer => "defer",
+            RingSetup::Coop => "coop",
+            RingSetup::Plain => "plain",
+        }
+    }
+}
 
 /// Room for a request's names/data copied out of the payload buffer before the reply is
 /// written there. Larger payloads only come with write requests, which are refused anyway.
@@ -40,24 +86,37 @@ pub struct Rings {
     queues: Vec<u16>,
     /// The kernel's INIT flags: buffer pools are used when they offer them (7.46).
     offered: u64,
+    options: RingOptions,
 }
 
 impl Rings {
     /// Checks that io_uring can really be used before agreeing to it (agreeing and then
     /// failing to register would leave requests waiting): the kernel offers it for this
     /// connection, and a ring with the FUSE setup can be created here.
-    pub fn prepare(queues: &[u16], kernel: &fuse_wire::KernelInit) -> io::Result<Rings> {
+    pub fn prepare(
+        queues: &[u16],
+        kernel: &fuse_wire::KernelInit,
+        options: RingOptions,
+    ) -> io::Result<Rings> {
         fuse_uring::check_init(&kernel.to_init_in()).map_err(io::Error::other)?;
         if queues.is_empty() {
             return Err(io::Error::other("no possible CPUs found"));
         }
         // The real rings are created by their own threads (single issuer); this one proves
         // that the setup flags are accepted here.
-        drop(fuse_uring::ring_builder().build(DEPTH)?);
+        drop(build_ring(options.setup, options.depth)?);
         Ok(Rings {
             queues: queues.to_vec(),
             offered: kernel.flags,
+            options,
         })
+    }
+
+    /// The same rings with zero-copy READs on or off (decided after INIT: it needs pools and
+    /// CAP_SYS_ADMIN).
+    pub fn with_zero_copy(mut self, zero_copy: bool) -> Rings {
+        self.options.zero_copy = zero_copy;
+        self
     }
 
     /// Whether the queues get buffer pools (the kernel offers them: Linux 7.3, 7.46).
@@ -66,26 +125,24 @@ impl Rings {
     }
 
     /// Starts one thread per queue; each registers its entries and serves until unmount.
-    /// With `pin` (the default), the thread of queue `q` runs only on CPU `q`, where the
+    /// With `options.pin` (the default), the thread of queue `q` runs only on CPU `q`, where the
     /// kernel queues the requests of that CPU's tasks: measured with `cargo xtask bench`,
     /// unpinned threads woken across CPUs cut 4 KiB random reads and open+read+close several
     /// times over on this 2-CPU machine, more than sharing the CPU with the caller costs.
     /// `wake` is called when a thread ends.
-    /// Queues use a buffer pool when the kernel offers one, and with `zero_copy` (only with
+    /// Queues use a buffer pool when the kernel offers one, and with `options.zero_copy` (only with
     /// pools) serve READs of files opened with `FOPEN_IO_URING_ZERO_COPY` straight into the
     /// client's pages.
-    #[allow(clippy::too_many_arguments)]
     pub fn start(
         self,
         fs: Arc<Fs>,
         dev: Arc<OwnedFd>,
         payload: usize,
-        pin: bool,
-        zero_copy: bool,
         protocol: Protocol,
         wake: fn(),
     ) -> io::Result<Vec<JoinHandle<Result<(), String>>>> {
         let offered = self.offered;
+        let options = self.options;
         let mut threads = Vec::with_capacity(self.queues.len());
         // Each thread says when its REGISTERs are submitted (or drops its sender on failure):
         // `start` returns once every queue is served, so that `ready:` is true when printed.
@@ -98,11 +155,7 @@ impl Rings {
                 std::thread::Builder::new()
                     .name(format!("fuse-uring-{qid}"))
                     .spawn(move || {
-                        let setup = Setup {
-                            offered,
-                            zero_copy,
-                            pin,
-                        };
+                        let setup = Setup { offered, options };
                         let r = serve_queue(&fs, &dev, qid, payload, setup, protocol, registered)
                             .map_err(|e| format!("queue {qid}: {e}"));
                         if let Err(e) = &r {
@@ -153,8 +206,7 @@ fn payload_for_queue(qid: u16, payload: usize) -> usize {
 #[derive(Debug, Clone, Copy)]
 struct Setup {
     offered: u64,
-    zero_copy: bool,
-    pin: bool,
+    options: RingOptions,
 }
 
 /// `user_data` of a zero-copy read for entry `index` (odd and small: never an entry's).
@@ -171,7 +223,13 @@ fn serve_queue(
     protocol: Protocol,
     registered: std::sync::mpsc::Sender<()>,
 ) -> io::Result<()> {
-    if setup.pin {
+    let RingOptions {
+        depth,
+        setup: ring_setup,
+        pin,
+        zero_copy,
+    } = setup.options;
+    if pin {
         pin_to_cpu(qid);
     }
     let payload = payload_for_queue(qid, payload);
@@ -183,10 +241,10 @@ fn serve_queue(
     } else {
         setup.offered
     };
-    let config = QueueConfig::new(qid, DEPTH, payload, dev)
-        .pool_if_offered(offered, Pool::standard(setup.zero_copy));
+    let config = QueueConfig::new(qid, depth, payload, dev)
+        .pool_if_offered(offered, Pool::standard(zero_copy));
     let buffers = QueueBuffers::new(config)?;
-    let ring = fuse_uring::ring_builder().build(DEPTH)?;
+    let ring = build_ring(ring_setup, depth)?;
     // The queue owns buffers and ring: no unsafe here, and if it is dropped while the kernel
     // still holds entries it leaks the buffers instead of unmapping them.
     let queue = Queue::new(buffers, ring)?;
@@ -197,7 +255,7 @@ fn serve_queue(
     let mut scratch = vec![0u8; SCRATCH];
     let mut first_error = None;
     // Zero-copy READs waiting for their read into the client's pages.
-    let mut pending = Vec::with_capacity(DEPTH as usize);
+    let mut pending = Vec::with_capacity(depth as usize);
     while queue.in_kernel() > 0 || !pending.is_empty() {
         // Submits the commits of the previous batch and waits for the next requests.
         queue.wait(None)?;

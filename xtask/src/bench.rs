@@ -260,6 +260,9 @@ pub(crate) fn bench(root: &Path, args: &[&str]) -> Result<(), String> {
             let sys = run.system;
             progress.say(&format!("{}: round {}/{}", sys.name, rep + 1, plan.reps));
             for (i, w) in WORKLOADS.iter().enumerate() {
+                if !opts.workloads[i] {
+                    continue;
+                }
                 if stop_requested() {
                     stopped = true;
                     break 'rounds;

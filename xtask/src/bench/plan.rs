@@ -108,6 +108,8 @@ pub(super) struct Options {
     pub(super) plan: Plan,
     pub(super) out: Option<PathBuf>,
     pub(super) systems: Vec<System>,
+    /// Which workloads run (one per [`WORKLOADS`](super::WORKLOADS)): all by default.
+    pub(super) workloads: Vec<bool>,
 }
 
 /// What runs without `--systems`: everything; with `--smoke` (CI), of the libfuse systems only
@@ -120,10 +122,67 @@ pub(super) fn default_systems(mode: Mode) -> Vec<System> {
         .collect()
 }
 
+/// A named set of extra server options (`--variant NAME=ARGS`), for A/B runs of one system
+/// with and without a change in the same run (`--systems uring-served,uring-served@NAME`).
+#[derive(Debug)]
+struct Variant {
+    name: String,
+    args: Vec<String>,
+}
+
+fn parse_variant(spec: &str) -> Result<Variant, String> {
+    let (name, args) = spec
+        .split_once('=')
+        .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .ok_or_else(|| {
+            format!("bench: --variant {spec:?}: expected NAME=ARGS (NAME of letters, digits, '-')")
+        })?;
+    Ok(Variant {
+        name: name.to_owned(),
+        args: args.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+/// Resolves `base` or `base@variant` to a system (a variant's name and options are leaked:
+/// they live as long as the run).
+fn resolve_system(spec: &str, variants: &[Variant]) -> Result<(usize, System), String> {
+    let (base, variant) = match spec.split_once('@') {
+        Some((b, v)) => (b, Some(v)),
+        None => (spec, None),
+    };
+    let index = SYSTEMS.iter().position(|s| s.name == base).ok_or_else(|| {
+        format!(
+            "bench: unknown system {base:?}; expected some of {}",
+            SYSTEMS.map(|s| s.name).join(",")
+        )
+    })?;
+    let mut system = SYSTEMS[index];
+    if let Some(v) = variant {
+        let v = variants
+            .iter()
+            .find(|x| x.name == v)
+            .ok_or_else(|| format!("bench: system {spec:?}: no --variant {v}=... given"))?;
+        if system.stack == Stack::Native {
+            return Err(format!("bench: {spec:?}: native has no server options"));
+        }
+        system.name = Box::leak(spec.to_owned().into_boxed_str());
+        let args: Vec<&'static str> = v
+            .args
+            .iter()
+            .map(|a| &*Box::leak(a.clone().into_boxed_str()))
+            .collect();
+        system.extra = Box::leak(args.into_boxed_slice());
+    }
+    Ok((index, system))
+}
+
 pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
     let mut mode = None;
     let mut out = None;
-    let mut systems: Option<Vec<System>> = None;
+    let mut systems: Option<&str> = None;
+    let mut workloads: Option<&str> = None;
+    let mut reps = None;
+    let mut variants = Vec::new();
     let mut it = args.iter();
     while let Some(&arg) = it.next() {
         match arg {
@@ -145,21 +204,23 @@ pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
                     .ok_or("bench: --out needs a directory")?;
                 out = Some(PathBuf::from(dir));
             }
-            "--systems" => {
-                let list = it.next().ok_or("bench: --systems needs a list")?;
-                let mut chosen = vec![SYSTEMS[0]];
-                for name in list.split(',').filter(|n| !n.is_empty()) {
-                    let s = SYSTEMS.iter().find(|s| s.name == name).ok_or_else(|| {
-                        format!(
-                            "bench: unknown system {name:?}; expected some of {}",
-                            SYSTEMS.map(|s| s.name).join(",")
-                        )
-                    })?;
-                    if !chosen.contains(s) {
-                        chosen.push(*s);
-                    }
-                }
-                systems = Some(chosen);
+            "--systems" => systems = Some(*it.next().ok_or("bench: --systems needs a list")?),
+            "--workloads" => {
+                workloads = Some(*it.next().ok_or("bench: --workloads needs a list")?);
+            }
+            "--reps" => {
+                let v = it.next().ok_or("bench: --reps needs a number")?;
+                reps = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=20).contains(n))
+                        .ok_or_else(|| format!("bench: --reps {v}: expected 1..20"))?,
+                );
+            }
+            "--variant" => {
+                variants.push(parse_variant(
+                    it.next().ok_or("bench: --variant needs NAME=ARGS")?,
+                )?);
             }
             other => {
                 return Err(format!(
@@ -169,19 +230,47 @@ pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
         }
     }
     let mode = mode.unwrap_or(Mode::Full);
+    let systems = match systems {
+        None => default_systems(mode),
+        Some(list) => {
+            let mut chosen: Vec<(usize, System)> = vec![(0, SYSTEMS[0])];
+            for spec in list.split(',').filter(|n| !n.is_empty()) {
+                let (index, system) = resolve_system(spec, &variants)?;
+                if !chosen.iter().any(|(_, s)| s.name == system.name) {
+                    chosen.push((index, system));
+                }
+            }
+            // The canonical order whatever the order given; variants after their base system.
+            chosen.sort_by_key(|(index, _)| *index);
+            chosen.into_iter().map(|(_, s)| s).collect()
+        }
+    };
+    let workloads = match workloads {
+        None => vec![true; super::WORKLOADS.len()],
+        Some(list) => {
+            let ids: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+            for id in &ids {
+                if !super::WORKLOADS.iter().any(|w| w.id == *id) {
+                    return Err(format!(
+                        "bench: unknown workload {id:?}; expected some of {}",
+                        super::WORKLOADS.map(|w| w.id).join(",")
+                    ));
+                }
+            }
+            super::WORKLOADS
+                .iter()
+                .map(|w| ids.contains(&w.id))
+                .collect()
+        }
+    };
+    let mut plan = Plan::new(mode);
+    if let Some(reps) = reps {
+        plan.reps = reps;
+    }
     Ok(Options {
-        plan: Plan::new(mode),
+        plan,
         out,
-        // Keep the canonical order whatever the order given.
-        systems: systems.map_or_else(
-            || default_systems(mode),
-            |chosen| {
-                SYSTEMS
-                    .iter()
-                    .filter(|s| chosen.contains(s))
-                    .copied()
-                    .collect()
-            },
-        ),
+        systems,
+        workloads,
     })
 }

@@ -29,6 +29,9 @@ pub(crate) struct System {
     /// `None` for native; else the transport, `dev` or `uring`.
     pub(crate) transport: Option<&'static str>,
     pub(crate) passthrough: bool,
+    /// Extra server options of a variant (`--variant`), after the common ones; empty for the
+    /// systems of [`SYSTEMS`].
+    pub(crate) extra: &'static [&'static str],
 }
 
 const fn system(
@@ -42,6 +45,7 @@ const fn system(
         stack,
         transport,
         passthrough,
+        extra: &[],
     }
 }
 
@@ -82,6 +86,7 @@ impl System {
                     args.push("--no-passthrough");
                 }
                 args.extend(COMMON_SERVER_ARGS);
+                args.extend(self.extra);
                 args
             }
             Stack::Libfuse => {
@@ -92,6 +97,7 @@ impl System {
                 if self.transport == Some("uring") {
                     args.extend(["-o", "io_uring"]);
                 }
+                args.extend(self.extra);
                 args
             }
         }
