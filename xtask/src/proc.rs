@@ -53,6 +53,34 @@ fn parse_stat(stat: &str) -> Option<CpuTicks> {
     Some(CpuTicks { user, system })
 }
 
+/// Context switches of process `pid` so far, summed over its threads: `voluntary_ctxt_switches`
+/// plus `nonvoluntary_ctxt_switches` of every `/proc/<pid>/task/<tid>/status` (a thread that
+/// ended meanwhile is not counted). A FUSE server thread switches at least once per request it
+/// waits for, so this counts how often the server slept and was woken.
+pub(crate) fn context_switches(pid: u32) -> io::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue;
+        };
+        total += parse_switches(&status);
+    }
+    Ok(total)
+}
+
+/// The sum of the `*_ctxt_switches` lines of a `/proc/.../status` text.
+fn parse_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            key.ends_with("ctxt_switches")
+                .then(|| value.trim().parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, the unit of [`CpuTicks`]).
 pub(crate) fn clock_ticks_per_second() -> u64 {
     rustix::param::clock_ticks_per_second()
@@ -147,6 +175,8 @@ mod tests {
     fn parses_stat_with_odd_command_names() {
         let line = "1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 5 0 0";
         assert_eq!(parse_stat(line), Some(CpuTicks { user: 7, system: 3 }));
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_switches(status), 127);
         assert_eq!(parse_stat("garbage"), None);
         let m = parse_machine("cpu  10 1 5 100 7 2 3 4 0 0\ncpu0 1 2 3\n").unwrap();
         assert_eq!(m, MachineTicks { busy: 16, steal: 4 });

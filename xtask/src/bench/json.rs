@@ -78,6 +78,8 @@ struct CellJson<'a> {
     work: &'a [f64],
     work_unit: &'static str,
     server_cpu_ticks: &'a [u64],
+    server_user_ticks: &'a [u64],
+    server_context_switches: &'a [u64],
     other_processes_cpu_percent: &'a [f64],
     /// In the order the server printed them.
     #[serde(serialize_with = "as_map")]
@@ -120,6 +122,8 @@ fn cell_json<'a>(run: &Run, sys: &SystemRun, w: &Workload, cell: &'a Cell) -> Ce
         work: &cell.work,
         work_unit: work_unit(w),
         server_cpu_ticks: &cell.cpu_ticks,
+        server_user_ticks: &cell.user_ticks,
+        server_context_switches: &cell.switches,
         other_processes_cpu_percent: &cell.other_load,
         server_stats: &cell.stats,
         error: cell.error.as_deref(),

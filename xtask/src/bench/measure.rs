@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::proc::{
-    MachineTicks, children_cpu_ticks, clock_ticks_per_second, cpu_ticks, machine_ticks,
-    stop_requested,
+    CpuTicks, MachineTicks, children_cpu_ticks, clock_ticks_per_second, context_switches,
+    cpu_ticks, machine_ticks, stop_requested,
 };
 
 use super::plan::Plan;
@@ -25,7 +25,8 @@ pub(super) struct Snapshot {
     machine: MachineTicks,
     children: u64,
     me: u64,
-    server: Option<u64>,
+    server: Option<CpuTicks>,
+    server_switches: Option<u64>,
 }
 
 impl Snapshot {
@@ -34,7 +35,8 @@ impl Snapshot {
             machine: machine_ticks().unwrap_or_default(),
             children: children_cpu_ticks(),
             me: cpu_ticks(std::process::id()).map_or(0, |t| t.total()),
-            server: server.and_then(|p| cpu_ticks(p).ok()).map(|t| t.total()),
+            server: server.and_then(|p| cpu_ticks(p).ok()),
+            server_switches: server.and_then(|p| context_switches(p).ok()),
         }
     }
 
@@ -48,7 +50,7 @@ impl Snapshot {
             + self
                 .server
                 .zip(before.server)
-                .map_or(0, |(a, b)| a.saturating_sub(b));
+                .map_or(0, |(a, b)| a.since(b).total());
         let capacity = wall * cpus as f64 * clock_ticks_per_second() as f64;
         100.0 * all.saturating_sub(ours) as f64 / capacity.max(1.0)
     }
@@ -105,14 +107,16 @@ impl Bench<'_> {
                 report::fmt_value(value),
                 w.unit
             );
-            let ticks = before
-                .server
-                .zip(after.server)
+            let used = before.server.zip(after.server).map(|(a, b)| b.since(a));
+            let switches = before
+                .server_switches
+                .zip(after.server_switches)
                 .map(|(a, b)| b.saturating_sub(a));
-            if let Some(ticks) = ticks {
+            if let Some(used) = used {
                 msg.push_str(&format!(
-                    " (server CPU {:.2}s in {wall:.1}s)",
-                    ticks as f64 / tck
+                    " (server CPU {:.2}s, user {:.2}s, in {wall:.1}s)",
+                    used.total() as f64 / tck,
+                    used.user as f64 / tck
                 ));
             }
             if other >= BUSY_PERCENT {
@@ -130,7 +134,9 @@ impl Bench<'_> {
             cell.wall_secs.push(wall);
             cell.work.push(work);
             cell.other_load.push(other);
-            cell.cpu_ticks.extend(ticks);
+            cell.cpu_ticks.extend(used.map(CpuTicks::total));
+            cell.user_ticks.extend(used.map(|u| u.user));
+            cell.switches.extend(switches);
             self.progress.say(&msg);
             return Ok(());
         }

@@ -233,7 +233,9 @@ pub(crate) fn markdown(run: &Run) -> String {
             s,
             "Server CPU time (user+system, all threads, from /proc/<pid>/stat): median per repetition, \
              as a share of one CPU over the repetition's wall time, and per unit of work (MiB read, I/O \
-             or operation; this cost depends little on other load):"
+             or operation; this cost depends little on other load), its user-space part in \
+             parentheses, and the server's context switches (all threads, /proc/<pid>/task/*/status) \
+             per unit of work:"
         );
         let _ = writeln!(s);
         header(&mut s, mounted.iter().map(|x| x.system.name));
@@ -261,13 +263,34 @@ pub(crate) fn markdown(run: &Run) -> String {
                                 .zip(&c.work)
                                 .map(|(cpu, work)| 1e6 * cpu / work.max(1e-9))
                                 .collect();
-                            format!(
+                            let user_per_unit: Vec<f64> = c
+                                .user_ticks
+                                .iter()
+                                .zip(&c.work)
+                                .map(|(&t, work)| {
+                                    1e6 * t as f64 / run.clk_tck as f64 / work.max(1e-9)
+                                })
+                                .collect();
+                            let switches_per_unit: Vec<f64> = c
+                                .switches
+                                .iter()
+                                .zip(&c.work)
+                                .map(|(&n, work)| n as f64 / work.max(1e-9))
+                                .collect();
+                            let mut text = format!(
                                 "{:.2} s ({:.0}%), {:.1} µs/{}",
                                 super::median(&secs).unwrap_or(0.0),
                                 super::median(&share).unwrap_or(0.0),
                                 super::median(&per_unit).unwrap_or(0.0),
                                 work_unit(w)
-                            )
+                            );
+                            if let Some(user) = super::median(&user_per_unit) {
+                                text.push_str(&format!(" (user {user:.1})"));
+                            }
+                            if let Some(n) = super::median(&switches_per_unit) {
+                                text.push_str(&format!(", {n:.1} switches/{}", work_unit(w)));
+                            }
+                            text
                         },
                     );
                 let _ = write!(s, " {text} |");

@@ -13,6 +13,10 @@ pub(crate) struct Cell {
     pub(crate) values: Vec<f64>,
     /// The server's CPU ticks (user+system) per repetition (mounted systems).
     pub(crate) cpu_ticks: Vec<u64>,
+    /// The user part of `cpu_ticks`, per repetition.
+    pub(crate) user_ticks: Vec<u64>,
+    /// The server's context switches (all threads, voluntary and not) per repetition.
+    pub(crate) switches: Vec<u64>,
     /// Wall time of each repetition, seconds.
     pub(crate) wall_secs: Vec<f64>,
     /// Work done per repetition: MiB read (sequential), I/Os (random) or operations.
