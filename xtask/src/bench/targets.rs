@@ -48,7 +48,17 @@ fn missing(run: &Run, names: &[&str], workload: &str) -> String {
 /// The targets, one line per (system pair, workload) they apply to.
 pub(crate) fn targets(run: &Run) -> Vec<Target> {
     let mut out = Vec::new();
+    let selected = |n: &str| run.systems.iter().any(|s| s.system.name == n);
+    // A target is listed when both its systems were selected (`--systems`) and its workload
+    // was run by at least one system (`--workloads`).
     let mut add = |what: String, threshold: f64, sys: &str, base: &str, workload: &str| {
+        let workload_ran = run
+            .systems
+            .iter()
+            .any(|s| run.cell(s.system.name, workload).is_some());
+        if !(selected(sys) && selected(base) && workload_ran) {
+            return;
+        }
         let measured = run.ratio(sys, base, workload);
         let busy = [sys, base]
             .iter()
@@ -93,13 +103,9 @@ pub(crate) fn targets(run: &Run) -> Vec<Target> {
         "dev-served",
         "seq-read-warm",
     );
-    // Ahead of libfuse (where both systems of a mode were selected): over io_uring >= 1.2x
-    // for the latency-bound workloads, >= 1.0x for everything else.
-    let selected = |n: &str| run.systems.iter().any(|s| s.system.name == n);
+    // Ahead of libfuse: over io_uring >= 1.2x for the latency-bound workloads, >= 1.0x for
+    // everything else.
     for (ours, theirs) in PAIRS {
-        if !(selected(ours) && selected(theirs)) {
-            continue;
-        }
         for w in WORKLOADS {
             let uring = ours.starts_with("uring");
             let threshold = if uring
