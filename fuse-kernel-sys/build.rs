@@ -22,6 +22,7 @@ fn main() {
     #[cfg(feature = "bindgen")]
     {
         println!("cargo:rerun-if-changed=build/bindgen_config.rs");
+        println!("cargo:rerun-if-changed=build/bindgen_config");
         let manifest_dir = PathBuf::from(
             env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
         );

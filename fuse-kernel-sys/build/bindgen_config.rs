@@ -1,8 +1,8 @@
 //! The one bindgen configuration of `fuse-kernel-sys`.
 //!
-//! This file ships in the `fuse-kernel-sys` package and is compiled into its build script with
-//! `#[path]`; the workspace's unpublished `build-support` crate includes the same file for the
-//! tools. Two callers use it and nothing else configures bindgen:
+//! This file and its submodules in `bindgen_config/` ship in the `fuse-kernel-sys` package and
+//! are compiled into its build script with `#[path]`; the workspace's unpublished
+//! `build-support` crate includes the same file for the tools. Two callers use it and nothing else configures bindgen:
 //! - `fuse-kernel-sys/build.rs` (cargo feature `bindgen`, on by default) generates the bindings
 //!   into `OUT_DIR` for the target being built;
 //! - `cargo xtask regen-bindings` writes the committed snapshot under
@@ -25,6 +25,12 @@
 //!   regenerate it;
 //! - generation fails, naming them, if any struct, enum value or object-like macro of the
 //!   header ([`expected_items`]) is missing from the output.
+//!
+//! Where things are: this file holds [`generate`], the preamble, [`Header`] and [`Error`];
+//! `targets.rs` the targets and clang's arguments; `header_text.rs` what is read from the
+//! header's text; `macro_types.rs` the typing of integer macros; `callbacks.rs` the bindgen
+//! callbacks and derives. The submodules are named with explicit `#[path]`s, which resolve
+//! alike whichever crate includes this file.
 
 #[path = "bindgen_config/callbacks.rs"]
 mod callbacks;

@@ -1,3 +1,6 @@
+//! The bindgen callbacks every generation shares: integer macros are typed by
+//! [`MacroTypes`], and each struct and union gets its zerocopy derives.
+
 use std::sync::Arc;
 
 use bindgen::callbacks::{DeriveInfo, IntKind, ParseCallbacks, TypeKind};

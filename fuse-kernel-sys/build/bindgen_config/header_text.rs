@@ -1,3 +1,6 @@
+//! Reading the vendored header as text: the items it declares (which generation must emit)
+//! and its comments (which become the docs of the generated items).
+
 use std::collections::BTreeMap;
 
 use super::macro_types::UNEVALUABLE_MACROS;

@@ -1,3 +1,7 @@
+//! The Rust type of each integer macro: clang tells the C type of its expression
+//! ([`CIntType`], through a `_Generic` probe), and a fixed rule (or [`MACRO_RUST_TYPES`])
+//! turns that into the Rust type.
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;

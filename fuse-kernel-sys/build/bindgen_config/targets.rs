@@ -1,3 +1,6 @@
+//! The targets: the snapshot targets and their directories, clang's spelling of a target,
+//! loading libclang, and the clang arguments of a generation.
+
 use std::panic;
 use std::path::Path;
 
