@@ -17,6 +17,10 @@
 //!   with `fuse_kernel.h`; the items it has and ours lacks are listed for the test to judge;
 //! - `official`: the same for the official 7.46 header of Linux 7.3 (see `OFFICIAL_DEFAULT`);
 //! - `sqe`: the `struct io_uring_sqe` fields fuse-uring writes, from `<linux/io_uring.h>`.
+//!
+//! Files: this one reads the headers and writes the probes; `build/header.rs` parses a
+//! header's items and struct bodies; `build/table.rs` turns them into one probe (the C array,
+//! the Rust table, and the compile-time assertions for another target).
 
 #[path = "build/header.rs"]
 mod header;

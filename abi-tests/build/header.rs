@@ -255,7 +255,7 @@ fn parse_members(
                 _ => {
                     return Err(format!(
                         "struct {owner}: member `{decl}` is neither an anonymous union nor an \
-                         unnamed struct member; teach abi-tests/build.rs about it"
+                         unnamed struct member; teach abi-tests/build/header.rs about it"
                     ));
                 }
             }
@@ -264,7 +264,7 @@ fn parse_members(
         if decl.contains(['}', ',', ':', '(', '*', '=']) {
             return Err(format!(
                 "struct {owner}: member `{decl}` is not a plain declaration; \
-                 teach abi-tests/build.rs about it"
+                 teach abi-tests/build/header.rs about it"
             ));
         }
         let tokens: Vec<&str> = decl.split_whitespace().collect();
