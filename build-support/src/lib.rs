@@ -81,3 +81,26 @@ pub fn eval_c_ints(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CIntType;
+
+    #[test]
+    fn c_int_type_codes_and_generic_selection() {
+        assert_eq!(
+            CIntType::generic_associations(),
+            "int: 1, unsigned int: 2, long: 3, unsigned long: 4, long long: 5, \
+             unsigned long long: 6, default: 0"
+        );
+        for t in CIntType::ALL {
+            assert_eq!(CIntType::from_code(t.code()), Some(t));
+        }
+        assert_eq!(CIntType::from_code(0), None);
+        assert_eq!(CIntType::from_code(7), None);
+        let signed: Vec<_> = CIntType::ALL.iter().map(|t| t.signed()).collect();
+        assert_eq!(signed, [true, false, true, false, true, false]);
+        let long_long: Vec<_> = CIntType::ALL.iter().map(|t| t.is_long_long()).collect();
+        assert_eq!(long_long, [false, false, false, false, true, true]);
+    }
+}

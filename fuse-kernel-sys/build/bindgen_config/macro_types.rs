@@ -60,33 +60,72 @@ fn int_kind_named(rust_type: &str) -> IntKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CIntType {
     /// `int`
-    Int,
+    Int = 1,
     /// `unsigned int`
-    UInt,
+    UInt = 2,
     /// `long`
-    Long,
+    Long = 3,
     /// `unsigned long`
-    ULong,
+    ULong = 4,
     /// `long long`
-    LongLong,
+    LongLong = 5,
     /// `unsigned long long`
-    ULongLong,
+    ULongLong = 6,
 }
 
 impl CIntType {
-    const GENERIC: &'static str = "int: 1, unsigned int: 2, long: 3, unsigned long: 4, \
-                                   long long: 5, unsigned long long: 6, default: 0";
+    /// Every type, in the order of their codes. The codes and C names are defined here only:
+    /// the `_Generic` probes of this configuration and of abi-tests use these.
+    pub const ALL: [CIntType; 6] = [
+        CIntType::Int,
+        CIntType::UInt,
+        CIntType::Long,
+        CIntType::ULong,
+        CIntType::LongLong,
+        CIntType::ULongLong,
+    ];
 
-    fn from_code(code: i64) -> Option<Self> {
-        Some(match code {
-            1 => CIntType::Int,
-            2 => CIntType::UInt,
-            3 => CIntType::Long,
-            4 => CIntType::ULong,
-            5 => CIntType::LongLong,
-            6 => CIntType::ULongLong,
-            _ => return None,
-        })
+    /// The associations of a `_Generic` selection that gives an integer expression the code
+    /// of its type, and 0 for any other type.
+    pub fn generic_associations() -> String {
+        let mut list: String = Self::ALL
+            .iter()
+            .map(|t| format!("{}: {}, ", t.c_name(), t.code()))
+            .collect();
+        list.push_str("default: 0");
+        list
+    }
+
+    /// The type of a code of [`CIntType::generic_associations`]; `None` for 0 and unknown codes.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// The code `_Generic` gives this type (1..=6).
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The C spelling.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            CIntType::Int => "int",
+            CIntType::UInt => "unsigned int",
+            CIntType::Long => "long",
+            CIntType::ULong => "unsigned long",
+            CIntType::LongLong => "long long",
+            CIntType::ULongLong => "unsigned long long",
+        }
+    }
+
+    /// Whether the type is signed.
+    pub fn signed(self) -> bool {
+        matches!(self, CIntType::Int | CIntType::Long | CIntType::LongLong)
+    }
+
+    /// Whether the type is `long long` or `unsigned long long`.
+    pub fn is_long_long(self) -> bool {
+        matches!(self, CIntType::LongLong | CIntType::ULongLong)
     }
 
     /// The Rust type a macro of this C type and value gets.
@@ -159,7 +198,7 @@ pub(super) fn macro_c_types(
         }
         probe.push_str(&format!(
             "#define {CTYPE_PREFIX}{m} (_Generic(({m}), {}))\n",
-            CIntType::GENERIC
+            CIntType::generic_associations()
         ));
     }
     fs::write(&probe_path, probe).map_err(|e| Error::Io(probe_path.clone(), e))?;
