@@ -27,7 +27,7 @@ mod header;
 #[path = "build/table.rs"]
 mod table;
 
-use build_support::UNEVALUABLE_MACROS;
+use build_support::{CIntType, UNEVALUABLE_MACROS};
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
@@ -213,6 +213,23 @@ fn run() -> Result<(), String> {
     rs.push_str("pub const UNEVALUABLE: &[(&str, &str)] = &[\n");
     for (name, reason) in UNEVALUABLE_MACROS {
         writeln!(rs, "    ({name:?}, {reason:?}),").ok();
+    }
+    rs.push_str("];\n\n");
+    rs.push_str(
+        "/// The C integer types the probes' `_Generic` tells apart (build_support::CIntType): \
+         code, C name, signed, `long long`.\n",
+    );
+    rs.push_str("pub const C_INT_TYPES: &[(u64, &str, bool, bool)] = &[\n");
+    for t in CIntType::ALL {
+        writeln!(
+            rs,
+            "    ({}, {:?}, {}, {}),",
+            t.code(),
+            t.c_name(),
+            t.signed(),
+            t.is_long_long()
+        )
+        .ok();
     }
     rs.push_str("];\n\n");
 

@@ -1,7 +1,7 @@
 //! One probe: the C array the C compiler fills and the Rust table that explains it, plus the
 //! compile-time assertions of the same figures for another target.
 
-use build_support::{MACRO_RUST_TYPES, UNEVALUABLE_MACROS};
+use build_support::{CIntType, MACRO_RUST_TYPES, UNEVALUABLE_MACROS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
@@ -106,14 +106,19 @@ impl Table {
                 } else {
                     format!("({path} as u64)")
                 };
-                let signed = matches!(code, 1 | 3 | 5);
-                let value = if signed {
+                let c_type = i64::try_from(code)
+                    .ok()
+                    .and_then(CIntType::from_code)
+                    .ok_or_else(|| {
+                        format!("{item}: C type code {code} for {target} is no CIntType")
+                    })?;
+                let value = if c_type.signed() {
                     i128::from(bits as i64)
                 } else {
                     i128::from(bits)
                 };
                 let fits_32 = (i128::from(i32::MIN)..=i128::from(u32::MAX)).contains(&value);
-                let width = if matches!(code, 5 | 6) || !fits_32 {
+                let width = if c_type.is_long_long() || !fits_32 {
                     8
                 } else {
                     4
@@ -301,10 +306,7 @@ impl Table {
             "Kind::Const",
             vec![
                 format!("(unsigned long long)({name})"),
-                format!(
-                    "_Generic(({name}), int: 1, unsigned int: 2, long: 3, unsigned long: 4, \
-                     long long: 5, unsigned long long: 6, default: 0)"
-                ),
+                format!("_Generic(({name}), {})", CIntType::generic_associations()),
             ],
             match MACRO_RUST_TYPES.iter().find(|(n, _, _)| *n == name) {
                 Some((_, ty, _)) => {

@@ -1,7 +1,7 @@
 //! Constants: the C type codes of the probe and the rule that pairs a C constant with
 //! its Rust type.
 
-use crate::ConstVal;
+use crate::{ConstVal, tables};
 
 /// Checks a constant of [`Rust::ConstAs`]: the type must be `want` and the value the C value.
 pub fn check_const_as(c_bits: u64, rust: &ConstVal, want: &str) -> Result<(), String> {
@@ -16,52 +16,48 @@ pub fn check_const_as(c_bits: u64, rust: &ConstVal, want: &str) -> Result<(), St
     Ok(())
 }
 
-/// The C type of an integer expression, as the probe's `_Generic` reports it.
+/// The C type of an integer expression, as the probe's `_Generic` reports it: one of
+/// build-support's `CIntType`, whose codes, names and properties the build script writes into
+/// [`tables::C_INT_TYPES`](crate::tables::C_INT_TYPES).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CType {
-    /// `int`
-    Int,
-    /// `unsigned int`
-    UInt,
-    /// `long`
-    Long,
-    /// `unsigned long`
-    ULong,
-    /// `long long`
-    LongLong,
-    /// `unsigned long long`
-    ULongLong,
+pub struct CType {
+    code: u64,
+    name: &'static str,
+    signed: bool,
+    long_long: bool,
 }
 
 impl CType {
-    /// From the probe's code (1..=6, in the order above).
+    /// From the probe's code; `None` for 0 (no integer type) and unknown codes.
     pub fn from_code(code: u64) -> Option<CType> {
-        Some(match code {
-            1 => CType::Int,
-            2 => CType::UInt,
-            3 => CType::Long,
-            4 => CType::ULong,
-            5 => CType::LongLong,
-            6 => CType::ULongLong,
-            _ => return None,
-        })
+        tables::C_INT_TYPES.iter().find(|row| row.0 == code).map(
+            |&(code, name, signed, long_long)| CType {
+                code,
+                name,
+                signed,
+                long_long,
+            },
+        )
+    }
+
+    /// The probe's code.
+    pub fn code(self) -> u64 {
+        self.code
     }
 
     /// Whether the type is signed.
     pub fn signed(self) -> bool {
-        matches!(self, CType::Int | CType::Long | CType::LongLong)
+        self.signed
+    }
+
+    /// Whether the type is `long long` or `unsigned long long`.
+    pub fn is_long_long(self) -> bool {
+        self.long_long
     }
 
     /// The C spelling.
     pub fn name(self) -> &'static str {
-        match self {
-            CType::Int => "int",
-            CType::UInt => "unsigned int",
-            CType::Long => "long",
-            CType::ULong => "unsigned long",
-            CType::LongLong => "long long",
-            CType::ULongLong => "unsigned long long",
-        }
+        self.name
     }
 }
 
@@ -85,8 +81,11 @@ pub fn check_const(c_bits: u64, c_type_code: u64, rust: &ConstVal) -> Result<(),
         i128::from(c_bits)
     };
     let fits_32 = (i128::from(i32::MIN)..=i128::from(u32::MAX)).contains(&c_value);
-    let c_is_long_long = matches!(c_type, CType::LongLong | CType::ULongLong);
-    let want_width = if c_is_long_long || !fits_32 { 8 } else { 4 };
+    let want_width = if c_type.is_long_long() || !fits_32 {
+        8
+    } else {
+        4
+    };
     let c_text = format!("{c_value} ({c_bits:#x}, C {})", c_type.name());
     if rust.width != want_width {
         return Err(format!(
@@ -108,6 +107,27 @@ pub fn check_const(c_bits: u64, c_type_code: u64, rust: &ConstVal) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_the_six_c_integer_types() {
+        // The probe's codes as the tests here write them (1 int ... 6 unsigned long long).
+        let types: Vec<_> = (0..=7)
+            .map(|code| CType::from_code(code).map(|t| (t.name(), t.signed(), t.is_long_long())))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                None,
+                Some(("int", true, false)),
+                Some(("unsigned int", false, false)),
+                Some(("long", true, false)),
+                Some(("unsigned long", false, false)),
+                Some(("long long", true, true)),
+                Some(("unsigned long long", false, true)),
+                None,
+            ]
+        );
+    }
 
     #[test]
     fn int_min_flag_is_u32_0x8000_0000() {
