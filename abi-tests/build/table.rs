@@ -97,42 +97,19 @@ impl Table {
                 .strip_prefix("Rust::Const(crate::ConstVal::of(")
                 .and_then(|r| r.strip_suffix("))"))
             {
-                // The rule of fuse-kernel-sys: `long long` is 64-bit in Rust; any other C
-                // type is 32-bit when the value fits (u32, or i32 when negative).
+                // The rule of fuse-kernel-sys, as the run-time check applies it
+                // (`crate::const_agrees`).
                 let (bits, code) = (c[0], c[1]);
                 // fuse-iomap's INIT flag is a newtype of u64 (its bit collides with 7.46).
                 let value_of = if path == "::fuse_kernel_sys::iomap::FUSE_IOMAP" {
                     format!("{path}.bits_on_iomap_kernel()")
                 } else {
-                    format!("({path} as u64)")
-                };
-                let c_type = i64::try_from(code)
-                    .ok()
-                    .and_then(CIntType::from_code)
-                    .ok_or_else(|| {
-                        format!("{item}: C type code {code} for {target} is no CIntType")
-                    })?;
-                let value = if c_type.signed() {
-                    i128::from(bits as i64)
-                } else {
-                    i128::from(bits)
-                };
-                let fits_32 = (i128::from(i32::MIN)..=i128::from(u32::MAX)).contains(&value);
-                let width = if c_type.is_long_long() || !fits_32 {
-                    8
-                } else {
-                    4
-                };
-                let mask = if width == 8 {
-                    u64::MAX
-                } else {
-                    u64::from(u32::MAX)
+                    format!("{path} as u64")
                 };
                 writeln!(
                     out,
-                    "const _: () = assert!(::core::mem::size_of_val(&{path}) == {width} \
-                     && {value_of} & {mask:#x} == {:#x}, {msg:?});",
-                    bits & mask
+                    "const _: () = assert!(crate::const_agrees({bits:#x}, {code}, \
+                     ::core::mem::size_of_val(&{path}), {value_of}), {msg:?});"
                 )
                 .ok();
             } else if let Some(rest) = rust.strip_prefix("Rust::ConstAs(crate::ConstVal::of(") {

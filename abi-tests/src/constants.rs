@@ -29,15 +29,38 @@ pub struct CType {
 
 impl CType {
     /// From the probe's code; `None` for 0 (no integer type) and unknown codes.
-    pub fn from_code(code: u64) -> Option<CType> {
-        tables::C_INT_TYPES.iter().find(|row| row.0 == code).map(
-            |&(code, name, signed, long_long)| CType {
-                code,
-                name,
-                signed,
-                long_long,
-            },
-        )
+    pub const fn from_code(code: u64) -> Option<CType> {
+        let mut i = 0;
+        while i < tables::C_INT_TYPES.len() {
+            let (c, name, signed, long_long) = tables::C_INT_TYPES[i];
+            if c == code {
+                return Some(CType {
+                    code,
+                    name,
+                    signed,
+                    long_long,
+                });
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The value of an expression of this type from the probe's `(unsigned long long)(X)`.
+    pub const fn value(self, c_bits: u64) -> i128 {
+        if self.signed {
+            c_bits as i64 as i128
+        } else {
+            c_bits as i128
+        }
+    }
+
+    /// The width in bytes of the Rust constant for a C constant of this type and these bits,
+    /// by the rule of `fuse-kernel-sys` (see [`check_const`]).
+    pub const fn rust_width(self, c_bits: u64) -> usize {
+        let value = self.value(c_bits);
+        let fits_32 = value >= i32::MIN as i128 && value <= u32::MAX as i128;
+        if self.long_long || !fits_32 { 8 } else { 4 }
     }
 
     /// The probe's code.
@@ -75,17 +98,8 @@ pub fn check_const(c_bits: u64, c_type_code: u64, rust: &ConstVal) -> Result<(),
              Rust has {rust}"
         ));
     };
-    let c_value: i128 = if c_type.signed() {
-        i128::from(c_bits as i64)
-    } else {
-        i128::from(c_bits)
-    };
-    let fits_32 = (i128::from(i32::MIN)..=i128::from(u32::MAX)).contains(&c_value);
-    let want_width = if c_type.is_long_long() || !fits_32 {
-        8
-    } else {
-        4
-    };
+    let c_value = c_type.value(c_bits);
+    let want_width = c_type.rust_width(c_bits);
     let c_text = format!("{c_value} ({c_bits:#x}, C {})", c_type.name());
     if rust.width != want_width {
         return Err(format!(
@@ -102,6 +116,26 @@ pub fn check_const(c_bits: u64, c_type_code: u64, rust: &ConstVal) -> Result<(),
         return Err(format!("C has {c_text}, Rust has {rust}"));
     }
     Ok(())
+}
+
+/// [`check_const`] at compile time, for the cross-architecture assertions: whether a Rust
+/// constant of `rust_width` bytes with `rust_bits` (its value as `u64`) is the C constant.
+pub const fn const_agrees(
+    c_bits: u64,
+    c_type_code: u64,
+    rust_width: usize,
+    rust_bits: u64,
+) -> bool {
+    let Some(c_type) = CType::from_code(c_type_code) else {
+        return false;
+    };
+    let width = c_type.rust_width(c_bits);
+    let mask = if width == 8 {
+        u64::MAX
+    } else {
+        u32::MAX as u64
+    };
+    rust_width == width && rust_bits & mask == c_bits & mask
 }
 
 #[cfg(test)]
@@ -165,6 +199,25 @@ mod tests {
     fn wide_unsigned_long_needs_64_bits() {
         assert_eq!(check_const(1 << 40, 4, &ConstVal::of(1u64 << 40)), Ok(()));
         assert!(check_const(1 << 40, 4, &ConstVal::of(0u32)).is_err());
+    }
+
+    #[test]
+    fn the_compile_time_check_follows_the_same_rule() {
+        // `(1 << 31)`: int -2147483648 in C, u32 0x8000_0000 in Rust.
+        let int_min = (-2_147_483_648i64) as u64;
+        const _: () = assert!(const_agrees(7, 2, 4, 7), "the generated assertions' form");
+        assert!(const_agrees(int_min, 1, 4, 0x8000_0000));
+        assert!(!const_agrees(int_min, 1, 8, 0x8000_0000));
+        // A negative i32 reaches the check sign-extended (`as u64`).
+        assert!(const_agrees(u64::MAX, 1, 4, u64::MAX));
+        // `long long` 1 needs 64 bits; a wide `unsigned long` too.
+        assert!(const_agrees(1, 6, 8, 1));
+        assert!(!const_agrees(1, 6, 4, 1));
+        assert!(const_agrees(1 << 40, 4, 8, 1 << 40));
+        assert!(!const_agrees(1 << 40, 4, 4, 0));
+        // Other values and unknown codes disagree.
+        assert!(!const_agrees(5, 1, 4, 6));
+        assert!(!const_agrees(5, 0, 4, 5));
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod figures;
 mod holes;
 mod probe;
 
-pub use constants::{CType, check_const, check_const_as};
+pub use constants::{CType, check_const, check_const_as, const_agrees};
 pub use entry::{Entry, HeaderItems, Kind, Rust};
 pub use figures::{ConstVal, Int, field_signed, field_size, pointee_signed, pointee_size};
 pub use holes::{Hole, holes};
