@@ -8,7 +8,7 @@
 //! - the kernel predates the feature: the test prints `not applicable on this kernel (...)` and
 //!   returns `false`, even under `FUSE_TESTS_REQUIRE_KERNEL=1` (tests that can assert the
 //!   unsupported behaviour instead do so, with [`Capabilities`]);
-//! - the kernel should have it but does not (switched off, built without it): [`skip`], which
+//! - the kernel should have it but does not (switched off, built without it): [`skip`](crate::skip), which
 //!   is a failure under `FUSE_TESTS_REQUIRE_KERNEL=1`.
 //!
 //! `cargo xtask vm-test` counts the "not applicable" lines per test binary.
@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use fuse_kernel_sys as sys;
 
-use crate::{InitOptions, Mount, handshake, open_dev, require_kernel, skip};
+use crate::{InitOptions, Mount, handshake, open_dev, require_kernel};
 
 /// The text that marks a test that does not apply to the running kernel (counted by
 /// `cargo xtask vm-test`).
@@ -178,13 +178,23 @@ impl fmt::Display for Capabilities {
 }
 
 /// The running kernel's capabilities, probed once per process with a real mount (needs root
-/// and `/dev/fuse`; [`skip`]s and returns `None` otherwise, like [`require_kernel`]).
+/// and `/dev/fuse`; [`skip`](crate::skip)s and returns `None` otherwise, like [`require_kernel`]).
 #[track_caller]
 pub fn capabilities() -> Option<&'static Capabilities> {
-    static CAPS: OnceLock<Result<Capabilities, String>> = OnceLock::new();
     if !require_kernel() {
         return None;
     }
+    Some(probed())
+}
+
+/// The running kernel's capabilities, probed once per process with a real mount; the caller
+/// has checked for root and `/dev/fuse`.
+///
+/// # Panics
+///
+/// When the probe fails (no root, no `/dev/fuse`, the mount or INIT failed).
+pub(crate) fn probed() -> &'static Capabilities {
+    static CAPS: OnceLock<Result<Capabilities, String>> = OnceLock::new();
     match CAPS.get_or_init(|| {
         let caps = Capabilities::probe();
         if let Ok(c) = &caps {
@@ -192,7 +202,7 @@ pub fn capabilities() -> Option<&'static Capabilities> {
         }
         caps
     }) {
-        Ok(c) => Some(c),
+        Ok(c) => c,
         Err(e) => panic!("testkit::kernel: cannot probe the kernel: {e}"),
     }
 }
@@ -207,87 +217,24 @@ pub fn not_applicable(reason: &str) {
     );
 }
 
-/// Decides a feature: `Some(true)` runs the test; otherwise the kernel predates it (not
-/// applicable) or should have it but does not ([`skip`]).
-#[track_caller]
-fn require(
-    caps: &Capabilities,
-    since: Version,
-    feature: &str,
-    present: bool,
-    why_missing: &str,
-) -> bool {
-    if present {
-        return true;
-    }
-    if caps.at_least(since) {
-        skip(&format!(
-            "Linux {} should offer {feature} (since {since}) but {why_missing}",
-            caps.release
-        ));
-    } else {
-        not_applicable(&format!(
-            "Linux {}, FUSE 7.{}: {feature} needs Linux {since}",
-            caps.release, caps.init_minor
-        ));
-    }
-    false
-}
-
 /// Root, `/dev/fuse`, and passthrough backing files offered in INIT. Not applicable before
 /// Linux 6.9.
 #[track_caller]
 pub fn require_passthrough() -> bool {
-    let Some(caps) = capabilities() else {
-        return false;
-    };
-    require(
-        caps,
-        PASSTHROUGH_SINCE,
-        "passthrough (FUSE_PASSTHROUGH)",
-        caps.passthrough() && caps.backing_ioctls(),
-        "INIT did not offer FUSE_PASSTHROUGH (CONFIG_FUSE_PASSTHROUGH off?)",
-    )
+    crate::guard::check(crate::Needs::Passthrough)
 }
 
 /// Root, `/dev/fuse`, and FUSE-over-io_uring offered in INIT. Not applicable before
-/// Linux 6.14; with `enable_uring` = N on a kernel that has it, a [`skip`].
+/// Linux 6.14; with `enable_uring` = N on a kernel that has it, a [`skip`](crate::skip).
 #[track_caller]
 pub fn require_uring() -> bool {
-    let Some(caps) = capabilities() else {
-        return false;
-    };
-    let why = match caps.enable_uring {
-        None => "it has no /sys/module/fuse/parameters/enable_uring (CONFIG_FUSE_IO_URING off?)",
-        Some(false) => {
-            "FUSE-over-io_uring is off: echo Y > /sys/module/fuse/parameters/enable_uring"
-        }
-        Some(true) => "INIT did not offer FUSE_OVER_IO_URING although enable_uring is Y",
-    };
-    // The switch is read now, not at the probe: a test may have turned it on since.
-    let on = crate::uring_enabled() && caps.init_minor >= 42;
-    require(
-        caps,
-        URING_SINCE,
-        "FUSE-over-io_uring (FUSE_OVER_IO_URING)",
-        on,
-        why,
-    )
+    crate::guard::check(crate::Needs::Uring)
 }
 
 /// Root, `/dev/fuse`, and `FUSE_DEV_IOC_SYNC_INIT`. Not applicable before Linux 6.18.
 #[track_caller]
 pub fn require_sync_init() -> bool {
-    let Some(caps) = capabilities() else {
-        return false;
-    };
-    require(
-        caps,
-        SYNC_INIT_SINCE,
-        "FUSE_DEV_IOC_SYNC_INIT",
-        caps.sync_init,
-        "the ioctl answered an error on a fresh /dev/fuse fd",
-    )
+    crate::guard::check(crate::Needs::SyncInit)
 }
 
 /// What a FUSE-over-io_uring command (REGISTER or COMMIT_AND_FETCH) answers on a connection

@@ -30,6 +30,11 @@ mod memfs;
 pub use memfs::{MemFs, Node};
 pub mod example;
 pub mod fault;
+mod guard;
+pub use guard::{
+    Feature, KernelTest, Needs, Verdict, host_verdict, kernel_test, kernel_test_leak_checked,
+    kernel_verdict,
+};
 pub mod kernel;
 pub use kernel::{require_passthrough, require_sync_init};
 pub mod leak;
@@ -78,15 +83,7 @@ pub fn uring_enabled() -> bool {
 /// returns false. Call at the top of every kernel test: `if !testkit::require_kernel() { return; }`
 #[track_caller]
 pub fn require_kernel() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        skip("/dev/fuse is missing (modprobe fuse)");
-        return false;
-    }
-    if !is_root() {
-        skip("not root: mount(2) of a FUSE file system needs CAP_SYS_ADMIN");
-        return false;
-    }
-    true
+    guard::check(Needs::Kernel)
 }
 
 /// Like [`require_kernel`], and also FUSE-over-io_uring offered: not applicable before
