@@ -10,17 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
-use testkit::{InitOptions, Mount, bytes_of, init_reply, read_request, read_struct, reply};
+use testkit::{InitOptions, Mount, Needs, bytes_of, init_reply, read_request, read_struct, reply};
 
 /// How long the kernel gets to send GETATTR after the stat started.
 const DEADLINE: Duration = Duration::from_secs(20);
 
 #[test]
 fn kernel_init_and_getattr_decode_with_our_layouts() {
-    if !testkit::require_kernel() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Kernel) else {
         return;
     };
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));

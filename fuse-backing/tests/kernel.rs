@@ -1,7 +1,7 @@
 //! fuse-backing against the running kernel: real mounts through `/dev/fuse` + mount(2), with
 //! passthrough negotiated in INIT (testkit), as root.
 //!
-//! Each test starts with a testkit `require_*` helper or `testkit::kernel::capabilities()` and
+//! Each test starts with the testkit guard (`testkit::kernel_test(Needs::...)`) and
 //! asserts what the running kernel should do (6.1 has no passthrough and no SYNC_INIT, 6.12 no
 //! SYNC_INIT); every mount is a testkit `Session`,
 //! unmounted (and its server thread joined) on success, failure and panic.
@@ -19,7 +19,7 @@ use fuse_backing::{
     attach_to_session, clone_device, close, close_raw, open, open_with_flags, sync_init,
 };
 use fuse_kernel_sys as sys;
-use testkit::{InitOptions, MemFs, Session};
+use testkit::{Feature, InitOptions, MemFs, Needs, Session};
 
 /// A mounted session with passthrough accepted in INIT (`max_stack_depth` 1) and no server
 /// thread yet.
@@ -94,10 +94,7 @@ fn never_open_fd() -> BorrowedFd<'static> {
 
 #[test]
 fn open_gives_an_id_and_close_releases_it_once() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let session = passthrough_session();
@@ -133,10 +130,7 @@ fn open_gives_an_id_and_close_releases_it_once() {
 
 #[test]
 fn the_guard_closes_on_drop_and_only_once() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let session = passthrough_session();
@@ -181,10 +175,7 @@ fn the_guard_closes_on_drop_and_only_once() {
 
 #[test]
 fn bad_backing_files_get_the_kernels_errno() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let session = passthrough_session();
@@ -227,12 +218,10 @@ fn bad_backing_files_get_the_kernels_errno() {
 
 #[test]
 fn bad_flags_are_rejected_before_the_system_call() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Capabilities) else {
         return;
     };
-    let Some(_leaks) = testkit::leak::isolate() else {
-        return;
-    };
+    let caps = t.caps();
     let backing = BackingFile::new(b"flags");
     let null = dev_null();
 
@@ -262,18 +251,16 @@ fn bad_flags_are_rejected_before_the_system_call() {
 
 #[test]
 fn devices_that_cannot_do_passthrough_are_reported_as_unsupported() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Capabilities) else {
         return;
     };
+    let caps = t.caps();
     // Before Linux 6.9 the kernel does not know the backing ioctls at all: ENOTTY, also on a
     // real /dev/fuse fd. From 6.9 on, a fd that cannot do passthrough gets EPERM.
     let refused = if caps.at_least(testkit::kernel::PASSTHROUGH_SINCE) {
         Errno::PERM
     } else {
         Errno::NOTTY
-    };
-    let Some(_leaks) = testkit::leak::isolate() else {
-        return;
     };
     let backing = BackingFile::new(b"unsupported");
 
@@ -312,12 +299,10 @@ fn devices_that_cannot_do_passthrough_are_reported_as_unsupported() {
 
 #[test]
 fn the_iomap_kind_fails_cleanly_on_mainline() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Capabilities) else {
         return;
     };
-    let Some(_leaks) = testkit::leak::isolate() else {
-        return;
-    };
+    let caps = t.caps();
     let backing = BackingFile::new(b"not a block device");
 
     // Nothing negotiated: EPERM, also unsupported (ENOTTY before Linux 6.9, which does not
@@ -332,7 +317,7 @@ fn the_iomap_kind_fails_cleanly_on_mainline() {
     assert_eq!(e.errno(), refused);
     assert!(e.is_unsupported());
     session.finish().expect("session ends cleanly");
-    if !testkit::require_passthrough() {
+    if !t.check(Needs::Passthrough) {
         return;
     }
 
@@ -357,14 +342,7 @@ fn the_iomap_kind_fails_cleanly_on_mainline() {
 
 #[test]
 fn backing_ioctls_are_unsupported_before_linux_6_9() {
-    let Some(caps) = testkit::kernel::capabilities() else {
-        return;
-    };
-    if caps.at_least(testkit::kernel::PASSTHROUGH_SINCE) {
-        testkit::kernel::not_applicable("the kernel has passthrough; the tests above use it");
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Without(Feature::Passthrough)) else {
         return;
     };
     // The kernel neither offers passthrough in INIT nor knows the ioctls.
@@ -391,10 +369,7 @@ fn backing_ioctls_are_unsupported_before_linux_6_9() {
 
 #[test]
 fn passthrough_reads_come_from_the_backing_file_without_read_requests() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let mut session = passthrough_session();
@@ -483,10 +458,7 @@ fn passthrough_reads_come_from_the_backing_file_without_read_requests() {
 /// concurrent open fails with `EIO` (the kernel keeps one backing file per inode).
 #[test]
 fn one_backing_file_per_inode_a_second_id_fails_the_open_with_eio() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let mut session = passthrough_session();
@@ -550,12 +522,10 @@ fn one_backing_file_per_inode_a_second_id_fails_the_open_with_eio() {
 
 #[test]
 fn a_cloned_fd_receives_and_answers_requests_of_the_session() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Capabilities) else {
         return;
     };
-    let Some(_leaks) = testkit::leak::isolate() else {
-        return;
-    };
+    let caps = t.caps();
     let mut session = plain_session();
     let clone = clone_device(session.dev.as_fd()).expect("FUSE_DEV_IOC_CLONE");
 
@@ -619,12 +589,10 @@ fn a_cloned_fd_receives_and_answers_requests_of_the_session() {
 
 #[test]
 fn sync_init_marks_fresh_fds_and_refuses_mounted_ones() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Capabilities) else {
         return;
     };
-    let Some(_leaks) = testkit::leak::isolate() else {
-        return;
-    };
+    let caps = t.caps();
     if !caps.at_least(testkit::kernel::SYNC_INIT_SINCE) {
         // Before Linux 6.18 the ioctl is unknown: ENOTTY, reported as unsupported.
         let fresh = testkit::open_dev().unwrap();
@@ -636,7 +604,7 @@ fn sync_init_marks_fresh_fds_and_refuses_mounted_ones() {
         assert!(e.is_unsupported(), "{e}");
         return;
     }
-    if !testkit::require_sync_init() {
+    if !t.check(Needs::SyncInit) {
         return;
     }
     let fresh = testkit::open_dev().unwrap();
@@ -661,10 +629,7 @@ fn sync_init_marks_fresh_fds_and_refuses_mounted_ones() {
 
 #[test]
 fn after_sync_init_mount_returns_only_once_init_is_answered() {
-    if !testkit::require_sync_init() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::SyncInit) else {
         return;
     };
     let dev = Arc::new(testkit::open_dev().unwrap());

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use fuse_backing::{Backing, BackingId, Errno, Passthrough, close};
 use fuse_kernel_sys as sys;
 use rustix::mount::{MountFlags, UnmountFlags};
-use testkit::{InitOptions, MemFs, Session};
+use testkit::{InitOptions, MemFs, Needs, Session};
 
 /// A tmpfs mounted on a fresh directory; detached on drop if still mounted.
 struct Tmpfs {
@@ -91,10 +91,7 @@ fn serve_passthrough(dir: &Path, count: usize) -> (Session, Vec<Guard>, Vec<u8>)
 
 #[test]
 fn closed_ids_are_gone_and_release_their_backing_files() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let mut tmpfs = Tmpfs::new();
@@ -128,10 +125,7 @@ fn closed_ids_are_gone_and_release_their_backing_files() {
 
 #[test]
 fn ids_left_open_are_released_with_the_connection() {
-    if !testkit::require_passthrough() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Passthrough) else {
         return;
     };
     let mut tmpfs = Tmpfs::new();

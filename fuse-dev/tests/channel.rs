@@ -12,6 +12,7 @@ use std::time::Duration;
 use fuse_dev::fuse_wire::{self, InitConfig};
 use fuse_dev::{Channel, ChannelError, Device, MountOptions, UnmountOutcome};
 use rustix::io::Errno;
+use testkit::Needs;
 
 fn mount(tag: &str) -> (Channel, fuse_dev::Mount, std::path::PathBuf) {
     let dir = testkit::temp_dir(tag).unwrap();
@@ -32,9 +33,9 @@ fn join(
 
 #[test]
 fn read_buffers_are_checked_against_the_kernels_rule() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let (mut chan, mut mount, dir) = mount("bufsize");
     let conn = mount.connection();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -114,9 +115,9 @@ fn read_buffers_are_checked_against_the_kernels_rule() {
 
 #[test]
 fn errno_524_reaches_the_client_as_eio_and_the_server_goes_on() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let (mut chan, mut mount, dir) = mount("eio");
     chan.handshake(&InitConfig::default()).unwrap();
     let counts = Arc::new(common::Counts::default());
@@ -145,9 +146,9 @@ fn errno_524_reaches_the_client_as_eio_and_the_server_goes_on() {
 
 #[test]
 fn a_cloned_channel_serves_and_abort_ends_it() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let (mut chan, mut mount, dir) = mount("clone");
     let negotiated = chan.handshake(&InitConfig::default()).unwrap();
     let worker = chan.try_clone().expect("FUSE_DEV_IOC_CLONE after mounting");
@@ -179,9 +180,9 @@ fn a_cloned_channel_serves_and_abort_ends_it() {
 
 #[test]
 fn notifications_are_written_and_the_kernels_answer_is_kept() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let (mut chan, mut mount, dir) = mount("notify");
     chan.handshake(&InitConfig::default()).unwrap();
     // Notifications may go out on any fd of the connection: a clone, while the original

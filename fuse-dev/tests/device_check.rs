@@ -3,15 +3,15 @@
 
 use std::os::fd::AsFd;
 
-use fuse_dev::{DEVICE_PATH, Device};
+use fuse_dev::Device;
 use rustix::io::Errno;
+use testkit::Needs;
 
 #[test]
 fn check_tells_dev_fuse_from_other_files() {
-    if !std::path::Path::new(DEVICE_PATH).exists() {
-        testkit::skip("no /dev/fuse (modprobe fuse)");
+    let Some(_t) = testkit::kernel_test(Needs::Device) else {
         return;
-    }
+    };
     let null = std::fs::File::open("/dev/null").unwrap();
     assert_eq!(Device::check(null.as_fd()), Err(Errno::NODEV));
     let file = std::fs::File::open("/proc/self/status").unwrap();

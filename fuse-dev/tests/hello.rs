@@ -18,6 +18,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use common::user::{self, User};
+use testkit::Needs;
 
 fn main() -> ExitCode {
     if let Some((job, dir)) = user::child_mode() {
@@ -91,9 +92,9 @@ fn exercise(dir: &Path, transport: &str, fusermount: bool) -> Result<(), String>
 }
 
 fn parent() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let mut transports = vec!["/dev/fuse"];
     if testkit::uring_enabled() {
         transports.push("io_uring");

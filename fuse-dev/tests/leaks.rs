@@ -8,13 +8,11 @@ use std::fs;
 
 use fuse_dev::fuse_wire::{self, InitConfig};
 use fuse_dev::{Channel, Device, MountOptions, UnmountOutcome};
+use testkit::Needs;
 
 #[test]
 fn a_whole_session_leaves_no_fd_or_mapping_behind() {
-    if !testkit::require_kernel() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Kernel) else {
         return;
     };
     let dir = testkit::temp_dir("leaks").unwrap();

@@ -16,6 +16,7 @@ use fuse_dev::{
     check_overlap, is_mount_point,
 };
 use rustix::mount::{MountFlags, UnmountFlags};
+use testkit::Needs;
 
 const SUBTYPE: &str = "fusedevtest";
 
@@ -95,9 +96,9 @@ fn mountinfo_entry(path: &Path) -> Option<(u64, String, String)> {
 
 #[test]
 fn mount_records_what_the_mount_is() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let mut served = Served::start("identity");
     let canonical = fs::canonicalize(&served.dir).unwrap();
     let identity = served.mount().identity().clone();
@@ -143,9 +144,9 @@ fn mount_records_what_the_mount_is() {
 
 #[test]
 fn refuses_to_mount_on_a_mount_point_however_it_is_named() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let served = Served::start("stack");
     let dir = fs::canonicalize(&served.dir).unwrap();
     let link = dir.with_extension("link");
@@ -239,9 +240,9 @@ fn stack_tmpfs(dir: &Path) {
 
 #[test]
 fn unmount_leaves_a_stacked_tmpfs_alone_and_says_so() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let mut served = Served::start("covered");
     let dir = served.mount().mount_point().to_owned();
     let ours = served.mount().identity().device();
@@ -262,9 +263,9 @@ fn unmount_leaves_a_stacked_tmpfs_alone_and_says_so() {
 
 #[test]
 fn dropping_the_guard_leaves_a_stacked_tmpfs_alone() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let mut served = Served::start("covered-drop");
     let dir = served.mount().mount_point().to_owned();
     let ours = served.mount().identity().device();
@@ -289,9 +290,9 @@ fn dropping_the_guard_leaves_a_stacked_tmpfs_alone() {
 
 #[test]
 fn unmount_after_an_external_umount_reports_gone() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let mut served = Served::start("gone");
     let dir = served.mount().mount_point().to_owned();
     rustix::mount::unmount(&dir, UnmountFlags::DETACH).unwrap();
@@ -301,9 +302,9 @@ fn unmount_after_an_external_umount_reports_gone() {
 
 #[test]
 fn fusectl_reads_writes_and_aborts_the_connection() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let mut served = Served::start("fusectl");
     let dir = served.mount().mount_point().to_owned();
     let conn = served.mount().connection().unwrap();
@@ -337,9 +338,9 @@ fn libc_enotconn() -> i32 {
 
 #[test]
 fn blksize_is_refused_before_the_syscall_as_the_kernel_would() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let dir = testkit::temp_dir("blksize").unwrap();
     let dev = Device::open().unwrap();
     let refused = fuse_dev::Mount::new(&dev, &dir, &MountOptions::new().blksize(4096));
@@ -366,9 +367,9 @@ fn blksize_is_refused_before_the_syscall_as_the_kernel_would() {
 
 #[test]
 fn a_copy_of_the_identity_unmounts_only_its_own_mount() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     // What a watchdog process does after the server died: it has only the identity.
     let mut served = Served::start("watchdog");
     let identity = served.mount().identity().clone();

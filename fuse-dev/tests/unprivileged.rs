@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 
 use common::user::{self, User};
 use fuse_dev::{MountOptions, UnmountOutcome};
+use testkit::Needs;
 
 fn main() -> ExitCode {
     if let Some((job, dir)) = user::child_mode() {
@@ -89,9 +90,9 @@ fn child(job: &str, dir: &Path) -> Result<(), String> {
 }
 
 fn parent() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let Some(user) = User::create() else {
         return;
     };

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use fuse_uring::{
     FUSE_DEV_MAJOR, FUSE_DEV_MINOR, FuseFd, NotFuseDevice, QueueBuffers, QueueConfig,
 };
+use testkit::Needs;
 
 #[test]
 fn dev_null_is_refused() {
@@ -46,9 +47,7 @@ fn regular_files_and_directories_are_refused() {
 }
 
 fn open_fuse() -> Option<OwnedFd> {
-    if !testkit::require_kernel() {
-        return None;
-    }
+    let _t = testkit::kernel_test(Needs::Kernel)?;
     Some(testkit::open_dev().expect("open /dev/fuse"))
 }
 

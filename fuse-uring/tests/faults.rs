@@ -15,7 +15,7 @@ use fuse_kernel_sys as sys;
 use fuse_uring::{CmdError, Command, Queue, QueueBuffers, QueueConfig};
 use io_uring::IoUring;
 use rustix::io::Errno;
-use testkit::{InitOptions, MemFs, Session};
+use testkit::{InitOptions, MemFs, Needs, Session};
 
 /// The longest any wait may take before the test gives up.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -82,10 +82,7 @@ fn join_within<T>(handle: JoinHandle<T>, connection: u32, what: &str) -> T {
 
 #[test]
 fn abort_with_entries_registered_returns_every_entry_and_unmaps() {
-    if !testkit::require_uring() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Uring) else {
         return;
     };
     const DEPTH: u32 = 4;
@@ -173,10 +170,7 @@ fn abort_with_entries_registered_returns_every_entry_and_unmaps() {
 
 #[test]
 fn register_failing_for_one_queue_falls_back_to_dev_fuse() {
-    if !testkit::require_uring() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Uring) else {
         return;
     };
     const DEPTH: u32 = 2;
@@ -210,7 +204,7 @@ fn register_failing_for_one_queue_falls_back_to_dev_fuse() {
     assert_eq!(errors.len(), DEPTH as usize);
     // The first failure is the short buffer; what later REGISTERs of the connection get
     // depends on the kernel (testkit::kernel::register_after_failed_register).
-    let caps = testkit::kernel::capabilities().expect("probed by require_uring");
+    let caps = t.caps();
     let later = testkit::kernel::uring_cmd_after_failed_register(caps, Errno::INVAL);
     for (i, e) in errors.iter().enumerate() {
         assert_eq!(e.command(), Command::Register, "{e}");

@@ -1,9 +1,9 @@
 //! FUSE-over-io_uring against the running kernel, on real mounts: requests served entirely
 //! through the ring, every entry back at unmount, and the kernel's errors for bad input.
 //!
-//! Each test starts with `testkit::require_uring()` (root, /dev/fuse, enable_uring = Y; not
-//! applicable before Linux 6.14), except the one that checks what the library says on such a
-//! kernel.
+//! Each test starts with `testkit::kernel_test(Needs::Uring)` (root, /dev/fuse, enable_uring =
+//! Y; not applicable before Linux 6.14), except the one that checks what the library says on
+//! such a kernel (`Needs::Without(Feature::Uring)`).
 
 // These tests drive the unsafe parts of the APIs (raw rings, raw memory) on purpose.
 #![allow(unsafe_code)]
@@ -23,7 +23,7 @@ use fuse_kernel_sys as sys;
 use fuse_uring::{Command, Entry, FuseFd, Queue, QueueBuffers, QueueConfig, Ring};
 use io_uring::{IoUring, cqueue, squeue, types};
 use rustix::io::Errno;
-use testkit::{Counters, Handler, InitOptions, MemFs, Reply, Request, Session};
+use testkit::{Counters, Feature, Handler, InitOptions, MemFs, Needs, Reply, Request, Session};
 
 /// The checked, shared `/dev/fuse` fd of a queue.
 fn fuse_fd(dev: &Arc<OwnedFd>) -> FuseFd {
@@ -568,10 +568,7 @@ fn testkit_possible_cpus() -> usize {
 
 #[test]
 fn queue_serves_requests_then_unmount_returns_every_entry() {
-    if !testkit::require_uring() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Uring) else {
         return;
     };
     serve_through_the_ring(Api::Queue, RingKind::Recommended, false);
@@ -579,10 +576,7 @@ fn queue_serves_requests_then_unmount_returns_every_entry() {
 
 #[test]
 fn raw_ring_with_fixed_fd_serves_requests_and_rejects_unknown_commit_id() {
-    if !testkit::require_uring() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Uring) else {
         return;
     };
     serve_through_the_ring(Api::Raw, RingKind::Basic, true);
@@ -663,10 +657,7 @@ fn expect_error_after_failed_register(
 
 #[test]
 fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
-    if !testkit::require_uring() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Uring) else {
         return;
     };
     let mut ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
@@ -711,10 +702,7 @@ fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
 
 #[test]
 fn bad_register_and_commit_input_yield_kernel_errno() {
-    if !testkit::require_uring() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Uring) else {
         return;
     };
     let (fs, _) = test_tree();
@@ -746,7 +734,7 @@ fn bad_register_and_commit_input_yield_kernel_errno() {
     // Payload buffer below the negotiated maximum (but above the kernel's 8192 minimum, which
     // QueueBuffers itself enforces): EINVAL, or EOPNOTSUPP on kernels that stop taking
     // io_uring commands after the failed REGISTER above.
-    let caps = testkit::kernel::capabilities().expect("probed by require_uring");
+    let caps = t.caps();
     let small = QueueBuffers::new(QueueConfig::new(0, 2, payload_size - 4096, fuse_fd(&dev)))
         .expect("buffers");
     let mut entries = small.take_entries().unwrap();
@@ -796,9 +784,9 @@ fn bad_register_and_commit_input_yield_kernel_errno() {
 
 #[test]
 fn dropping_a_queue_with_entries_in_the_kernel_leaks_its_buffers() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     // No leak check here: this test leaves the buffers mapped on purpose (the kernel
     // still holds their entries when the queues are dropped).
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
@@ -844,18 +832,10 @@ fn dropping_a_queue_with_entries_in_the_kernel_leaks_its_buffers() {
 
 #[test]
 fn before_linux_6_14_the_library_says_why_io_uring_is_unavailable() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test_leak_checked(Needs::Without(Feature::Uring)) else {
         return;
     };
-    if caps.at_least(testkit::kernel::URING_SINCE) {
-        testkit::kernel::not_applicable(
-            "the kernel has FUSE-over-io_uring; the other tests of this file use it",
-        );
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
-        return;
-    };
+    let caps = t.caps();
     assert_eq!(
         fuse_uring::uring_support(),
         fuse_uring::UringSupport::Unavailable

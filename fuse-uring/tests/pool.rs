@@ -24,7 +24,7 @@ use fuse_uring::{
     Command, Completion, Errno, FuseFd, Pool, Queue, QueueBuffers, QueueConfig, Ring, sqe,
 };
 use io_uring::{IoUring, cqueue, squeue};
-use testkit::{Counters, Handler, InitOptions, MemFs, Reply, Request, Session};
+use testkit::{Counters, Handler, InitOptions, MemFs, Needs, Reply, Request, Session};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const DEPTH: u32 = 4;
@@ -395,9 +395,9 @@ fn run(mode: Mode, data: &[u8]) -> Option<Run> {
 
 #[test]
 fn pool_when_offered_else_per_entry_buffers_serve_every_queue() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let data = content();
     let (kernel, reports, read, _) = run(Mode::Pool, &data).expect("a run");
     for (cpu, bytes) in read.iter().enumerate() {
@@ -426,9 +426,9 @@ fn pool_when_offered_else_per_entry_buffers_serve_every_queue() {
 
 #[test]
 fn zero_copy_reads_are_hash_equal_and_flagged() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let data = content();
     let Some((_, reports, read, _)) = run(Mode::ZeroCopy, &data) else {
         // Printed by `run`: a kernel before 7.46; the fallback test covers it.
@@ -450,9 +450,9 @@ fn zero_copy_reads_are_hash_equal_and_flagged() {
 /// right. On kernels before 7.46 there is nothing to compare (printed).
 #[test]
 fn measure_served_reads_per_entry_pool_and_zero_copy() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let data = content_of(16 << 20);
     let mut rates = Vec::new();
     for mode in [Mode::PerEntry, Mode::Pool, Mode::ZeroCopy] {
@@ -553,9 +553,9 @@ fn errno_of(res: i32) -> Errno {
 
 #[test]
 fn each_misuse_of_pools_gets_its_documented_errno() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let mut raw = Raw::mount();
     if !raw.kernel.pools() {
         // Before 7.46 the kernel does not know the commands: EINVAL, and the connection keeps

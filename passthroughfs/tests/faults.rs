@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
+use testkit::Needs;
 use testkit::example::ExampleServer;
 use testkit::fault::{self, Blocked, ContinueOnDrop, Load, Op, SourceTree};
 
@@ -345,17 +346,17 @@ macro_rules! per_transport {
     ($($fault:ident => $dev:ident, $uring:ident;)*) => {$(
         #[test]
         fn $dev() {
-            if !testkit::require_kernel() {
+            let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
                 return;
-            }
+            };
             $fault("dev");
         }
 
         #[test]
         fn $uring() {
-            if !testkit::require_uring() {
+            let Some(_t) = testkit::kernel_test(Needs::Uring) else {
                 return;
-            }
+            };
             $fault("uring");
         }
     )*};
@@ -376,9 +377,9 @@ per_transport! {
 
 #[test]
 fn register_failing_for_one_queue_ends_the_server_with_a_clear_error() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let setup = Setup::new("fault-register");
     let queues = fuse_uring::queue_count().expect("possible CPUs");
     let bad = (queues - 1).to_string();

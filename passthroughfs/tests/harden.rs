@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use testkit::Needs;
 use testkit::example::ExampleServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_passthroughfs");
@@ -984,9 +985,9 @@ fn command_line_and_lifecycle_details(transport: &str) {
 /// accepted with `--nonempty`.
 #[test]
 fn a_non_empty_mount_point_is_refused_unless_asked() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let dirs = Dirs::new("nonempty");
     std::fs::write(dirs.mountpoint.join("hidden"), b"x").expect("write");
     let mut child = Command::new(BIN)
@@ -1053,9 +1054,9 @@ fn refused(args: &[&std::ffi::OsStr], cwd: &Path) -> String {
 /// name), leaving the file system there untouched.
 #[test]
 fn overlaps_and_stacked_mounts_are_refused_whatever_the_spelling() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let base = testkit::temp_dir("refuse").expect("tmp");
     let src = base.join("src");
     let inner = src.join("inner");
@@ -1120,17 +1121,17 @@ macro_rules! per_transport {
     ($($test:ident => $dev:ident, $uring:ident;)*) => {$(
         #[test]
         fn $dev() {
-            if !testkit::require_kernel() {
+            let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
                 return;
-            }
+            };
             $test("dev");
         }
 
         #[test]
         fn $uring() {
-            if !testkit::require_uring() {
+            let Some(_t) = testkit::kernel_test(Needs::Uring) else {
                 return;
-            }
+            };
             $test("uring");
         }
     )*};

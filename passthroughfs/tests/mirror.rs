@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use testkit::example::{ExampleServer, stat_value};
+use testkit::{Feature, Needs};
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,9 +58,10 @@ fn field<'a>(ready: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn dev_transport_with_passthrough() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test(Needs::Capabilities) else {
         return;
     };
+    let caps = t.caps();
     let (ready, stats) = mirror_and_compare(&["--transport", "dev", "--stats"]);
     assert_eq!(field(&ready, "transport"), "dev");
     assert_eq!(
@@ -77,7 +79,7 @@ fn dev_transport_with_passthrough() {
         assert_eq!(stat_value(&stats, "passthrough_opens"), Some(0), "{stats}");
         return;
     }
-    if !testkit::require_passthrough() {
+    if !t.check(Needs::Passthrough) {
         return;
     }
     assert_eq!(field(&ready, "passthrough"), "on", "{ready}");
@@ -95,9 +97,9 @@ fn dev_transport_with_passthrough() {
 
 #[test]
 fn dev_transport_served_reads() {
-    if !testkit::require_kernel() {
+    let Some(_t) = testkit::kernel_test(Needs::Kernel) else {
         return;
-    }
+    };
     let (ready, stats) = mirror_and_compare(&["--transport", "dev", "--no-passthrough", "--stats"]);
     assert_eq!(field(&ready, "transport"), "dev");
     assert_eq!(field(&ready, "passthrough"), "off");
@@ -110,9 +112,9 @@ fn dev_transport_served_reads() {
 
 #[test]
 fn uring_transport_with_passthrough() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let (ready, stats) = mirror_and_compare(&["--transport", "uring", "--stats"]);
     assert_eq!(field(&ready, "transport"), "uring");
     assert_eq!(field(&ready, "passthrough"), "on");
@@ -134,9 +136,9 @@ fn uring_transport_with_passthrough() {
 
 #[test]
 fn uring_transport_served_reads() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let (ready, stats) =
         mirror_and_compare(&["--transport", "uring", "--no-passthrough", "--stats"]);
     assert_eq!(field(&ready, "transport"), "uring");
@@ -155,9 +157,10 @@ fn uring_transport_served_reads() {
 /// elsewhere, and passthrough where the kernel has it; the mirror is exact either way.
 #[test]
 fn auto_transport_uses_what_the_kernel_offers() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(t) = testkit::kernel_test(Needs::Capabilities) else {
         return;
     };
+    let caps = t.caps();
     let uring = caps.init_minor >= 42 && testkit::uring_enabled();
     let (ready, stats) = mirror_and_compare(&["--transport", "auto", "--stats"]);
     assert_eq!(
@@ -199,15 +202,9 @@ fn auto_transport_uses_what_the_kernel_offers() {
 /// nothing stays mounted.
 #[test]
 fn uring_transport_on_a_kernel_without_it_is_a_clear_error() {
-    let Some(caps) = testkit::kernel::capabilities() else {
+    let Some(_t) = testkit::kernel_test(Needs::Without(Feature::Uring)) else {
         return;
     };
-    if caps.at_least(testkit::kernel::URING_SINCE) {
-        testkit::kernel::not_applicable(
-            "the kernel has FUSE-over-io_uring; the uring tests of this file use it",
-        );
-        return;
-    }
     let mountpoint = testkit::temp_dir("mirror-no-uring").expect("mount point");
     let _guard = testkit::UnmountOnDrop(mountpoint.clone());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_passthroughfs"))

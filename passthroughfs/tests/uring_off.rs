@@ -17,7 +17,7 @@ use fuse_kernel_sys as sys;
 use fuse_uring::{Queue, QueueBuffers, QueueConfig, Unsupported, UringSupport};
 use testkit::example::ExampleServer;
 use testkit::fault::SourceTree;
-use testkit::{InitOptions, Session};
+use testkit::{InitOptions, Needs, Session};
 
 const BIN: &str = env!("CARGO_BIN_EXE_passthroughfs");
 const KNOB: &str = "/sys/module/fuse/parameters/enable_uring";
@@ -57,9 +57,9 @@ impl Drop for UringOff {
 
 #[test]
 fn with_enable_uring_off_library_and_example_say_so_and_dev_fuse_works() {
-    if !testkit::require_uring() {
+    let Some(_t) = testkit::kernel_test(Needs::Uring) else {
         return;
-    }
+    };
     let tree = SourceTree::create("uring-off", 6, &[10, 100_000]).expect("tree");
     let mp_uring = testkit::temp_dir("uring-off-u").expect("mount point");
     let mp_auto = testkit::temp_dir("uring-off-a").expect("mount point");

@@ -2,14 +2,11 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use testkit::{InitOptions, MemFs, Session};
+use testkit::{InitOptions, MemFs, Needs, Session};
 
 #[test]
 fn memfs_serves_stat_read_and_readdir_then_unmounts() {
-    if !testkit::require_kernel() {
-        return;
-    }
-    let Some(_leaks) = testkit::leak::isolate() else {
+    let Some(_t) = testkit::kernel_test_leak_checked(Needs::Kernel) else {
         return;
     };
     let mut fs = MemFs::new();
