@@ -206,7 +206,7 @@ fn act(verdict: Verdict) -> bool {
 
 /// Decides `needs` on this machine and acts on the verdict (see the module docs).
 #[track_caller]
-pub(crate) fn check(needs: Needs) -> bool {
+fn check(needs: Needs) -> bool {
     if !act(host_verdict(
         needs,
         Path::new("/dev/fuse").exists(),

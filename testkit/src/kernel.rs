@@ -1,15 +1,17 @@
-//! What the running kernel offers, probed once per test process, and the `require_*` helpers
-//! that make a kernel test assert the right thing on every kernel from 6.1 on.
+//! What the running kernel offers, probed once per test process, so that a kernel test asserts
+//! the right thing on every kernel from 6.1 on (the guard, [`kernel_test`](crate::kernel_test),
+//! decides from it whether a test runs).
 //!
 //! A feature has two facts: whether the kernel **should** have it (by its version: passthrough
 //! 6.9 / FUSE 7.40, FUSE-over-io_uring 6.14 / 7.42, `FUSE_DEV_IOC_SYNC_INIT` 6.18) and whether it
 //! **does** (the INIT request's minor version and flags from a real mount, the `/dev/fuse`
-//! ioctls' answers, `enable_uring`). The helpers combine them:
+//! ioctls' answers, `enable_uring`). The guard combines them:
 //! - the kernel predates the feature: the test prints `not applicable on this kernel (...)` and
-//!   returns `false`, even under `FUSE_TESTS_REQUIRE_KERNEL=1` (tests that can assert the
-//!   unsupported behaviour instead do so, with [`Capabilities`]);
-//! - the kernel should have it but does not (switched off, built without it): [`skip`](crate::skip), which
-//!   is a failure under `FUSE_TESTS_REQUIRE_KERNEL=1`.
+//!   returns, even under `FUSE_TESTS_REQUIRE_KERNEL=1` (tests that can assert the unsupported
+//!   behaviour instead do so, with [`Needs::Without`](crate::Needs::Without) and
+//!   [`Capabilities`]);
+//! - the kernel should have it but does not (switched off, built without it):
+//!   [`skip`](crate::skip), which is a failure under `FUSE_TESTS_REQUIRE_KERNEL=1`.
 //!
 //! `cargo xtask vm-test` counts the "not applicable" lines per test binary.
 
@@ -19,7 +21,7 @@ use std::sync::OnceLock;
 
 use fuse_kernel_sys as sys;
 
-use crate::{InitOptions, Mount, handshake, open_dev, require_kernel};
+use crate::{InitOptions, Mount, handshake, open_dev};
 
 /// The text that marks a test that does not apply to the running kernel (counted by
 /// `cargo xtask vm-test`).
@@ -177,16 +179,6 @@ impl fmt::Display for Capabilities {
     }
 }
 
-/// The running kernel's capabilities, probed once per process with a real mount (needs root
-/// and `/dev/fuse`; [`skip`](crate::skip)s and returns `None` otherwise, like [`require_kernel`]).
-#[track_caller]
-pub fn capabilities() -> Option<&'static Capabilities> {
-    if !require_kernel() {
-        return None;
-    }
-    Some(probed())
-}
-
 /// The running kernel's capabilities, probed once per process with a real mount; the caller
 /// has checked for root and `/dev/fuse`.
 ///
@@ -209,32 +201,12 @@ pub(crate) fn probed() -> &'static Capabilities {
 
 /// Prints that the calling test does not apply to this kernel, with the reason.
 #[track_caller]
-pub fn not_applicable(reason: &str) {
+pub(crate) fn not_applicable(reason: &str) {
     let test = std::thread::current().name().unwrap_or("?").to_owned();
     eprintln!(
         "NOT APPLICABLE ({}, {test}): {NOT_APPLICABLE} ({reason})",
         std::panic::Location::caller()
     );
-}
-
-/// Root, `/dev/fuse`, and passthrough backing files offered in INIT. Not applicable before
-/// Linux 6.9.
-#[track_caller]
-pub fn require_passthrough() -> bool {
-    crate::guard::check(crate::Needs::Passthrough)
-}
-
-/// Root, `/dev/fuse`, and FUSE-over-io_uring offered in INIT. Not applicable before
-/// Linux 6.14; with `enable_uring` = N on a kernel that has it, a [`skip`](crate::skip).
-#[track_caller]
-pub fn require_uring() -> bool {
-    crate::guard::check(crate::Needs::Uring)
-}
-
-/// Root, `/dev/fuse`, and `FUSE_DEV_IOC_SYNC_INIT`. Not applicable before Linux 6.18.
-#[track_caller]
-pub fn require_sync_init() -> bool {
-    crate::guard::check(crate::Needs::SyncInit)
 }
 
 /// What a FUSE-over-io_uring command (REGISTER or COMMIT_AND_FETCH) answers on a connection

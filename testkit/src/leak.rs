@@ -14,10 +14,10 @@
 //! ```no_run
 //! #[test]
 //! fn my_kernel_test() {
-//!     if !testkit::require_kernel() {
+//!     // The guard's checks, then `isolate`.
+//!     let Some(_t) = testkit::kernel_test_leak_checked(testkit::Needs::Kernel) else {
 //!         return;
-//!     }
-//!     let Some(_leaks) = testkit::leak::isolate() else { return };
+//!     };
 //!     // ... the test; everything it opens or maps must be gone when it returns
 //! }
 //! ```

@@ -1,7 +1,8 @@
 //! Shared scaffolding for the workspace's kernel tests, examples, demo and benchmarks.
 //!
 //! One place for what every test against a real kernel needs, so that no test file copies it:
-//! - [`skip`] / [`require_kernel`]: skip with a printed reason, or fail when
+//! - [`kernel_test`] / [`kernel_test_leak_checked`]: the one guard at the top of every kernel
+//!   test, from what it [`Needs`]; it skips with a printed reason ([`skip`]), or fails when
 //!   `FUSE_TESTS_REQUIRE_KERNEL=1` (CI) says that skips are not allowed;
 //! - [`open_dev`], [`Mount`]: open `/dev/fuse` and mount it with `mount(2)` on a fresh
 //!   temporary directory, unmounted (and the connection aborted if needed) on drop;
@@ -36,7 +37,6 @@ pub use guard::{
     kernel_verdict,
 };
 pub mod kernel;
-pub use kernel::{require_passthrough, require_sync_init};
 pub mod leak;
 mod serve_later;
 pub mod tree;
@@ -77,20 +77,6 @@ pub fn enable_uring_switch() -> Option<bool> {
 /// Whether FUSE-over-io_uring is switched on ([`enable_uring_switch`]).
 pub fn uring_enabled() -> bool {
     enable_uring_switch() == Some(true)
-}
-
-/// Checks that kernel tests can run here (root and `/dev/fuse`); otherwise [`skip`]s and
-/// returns false. Call at the top of every kernel test: `if !testkit::require_kernel() { return; }`
-#[track_caller]
-pub fn require_kernel() -> bool {
-    guard::check(Needs::Kernel)
-}
-
-/// Like [`require_kernel`], and also FUSE-over-io_uring offered: not applicable before
-/// Linux 6.14, a [`skip`] when switched off (see [`kernel::require_uring`]).
-#[track_caller]
-pub fn require_uring() -> bool {
-    kernel::require_uring()
 }
 
 /// Opens `/dev/fuse` read-write, close-on-exec (`fuse_dev::Device::open`).
