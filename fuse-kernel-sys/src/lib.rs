@@ -181,66 +181,53 @@ macro_rules! snapshot {
     };
 }
 
-#[cfg(all(
-    not(feature = "bindgen"),
-    not(any(
-        all(
-            target_pointer_width = "64",
-            any(
-                all(target_arch = "x86_64", target_endian = "little"),
-                all(target_arch = "aarch64", target_endian = "little"),
-                all(target_arch = "riscv64", target_endian = "little"),
-                all(target_arch = "loongarch64", target_endian = "little"),
-                all(target_arch = "s390x", target_endian = "big"),
-                target_arch = "powerpc64",
-                all(target_arch = "mips64", target_endian = "little"),
-                all(target_arch = "sparc64", target_endian = "big"),
-            )
-        ),
-        all(
-            target_pointer_width = "32",
-            target_arch = "arm",
-            target_endian = "little"
-        ),
-        all(target_pointer_width = "32", target_arch = "x86"),
-    ))
-))]
-compile_error!(
-    "fuse-kernel-sys has no committed snapshot of the FUSE bindings for this target (ioctl \
-     numbers and struct layouts depend on the architecture). Fix: turn on build-time \
-     generation with the one line `fuse-kernel-sys = { version = \"0.1\", features = \
-     [\"bindgen\"] }` in your Cargo.toml (needs libclang), or add the target to TARGETS in \
-     fuse-kernel-sys/build/bindgen_config.rs and run `cargo xtask regen-bindings`."
-);
-// Only so that the error above is the one error reported on such a target.
-#[cfg(all(
-    not(feature = "bindgen"),
-    not(any(
-        all(
-            target_pointer_width = "64",
-            any(
-                all(target_arch = "x86_64", target_endian = "little"),
-                all(target_arch = "aarch64", target_endian = "little"),
-                all(target_arch = "riscv64", target_endian = "little"),
-                all(target_arch = "loongarch64", target_endian = "little"),
-                all(target_arch = "s390x", target_endian = "big"),
-                target_arch = "powerpc64",
-                all(target_arch = "mips64", target_endian = "little"),
-                all(target_arch = "sparc64", target_endian = "big"),
-            )
-        ),
-        all(
-            target_pointer_width = "32",
-            target_arch = "arm",
-            target_endian = "little"
-        ),
-        all(target_pointer_width = "32", target_arch = "x86"),
-    ))
-))]
-macro_rules! snapshot {
-    ($file:literal) => {
-        concat!("generated/generic/", $file)
+// A target with no committed snapshot (and no `bindgen`): the items below, each under the one
+// list of the targets that have a snapshot (the union of the lists above), negated.
+macro_rules! on_target_without_snapshot {
+    ($($item:item)*) => {
+        $(
+            #[cfg(all(
+                not(feature = "bindgen"),
+                not(any(
+                    all(
+                        target_pointer_width = "64",
+                        any(
+                            all(target_arch = "x86_64", target_endian = "little"),
+                            all(target_arch = "aarch64", target_endian = "little"),
+                            all(target_arch = "riscv64", target_endian = "little"),
+                            all(target_arch = "loongarch64", target_endian = "little"),
+                            all(target_arch = "s390x", target_endian = "big"),
+                            target_arch = "powerpc64",
+                            all(target_arch = "mips64", target_endian = "little"),
+                            all(target_arch = "sparc64", target_endian = "big"),
+                        )
+                    ),
+                    all(
+                        target_pointer_width = "32",
+                        target_arch = "arm",
+                        target_endian = "little"
+                    ),
+                    all(target_pointer_width = "32", target_arch = "x86"),
+                ))
+            ))]
+            $item
+        )*
     };
+}
+on_target_without_snapshot! {
+    compile_error!(
+        "fuse-kernel-sys has no committed snapshot of the FUSE bindings for this target (ioctl \
+         numbers and struct layouts depend on the architecture). Fix: turn on build-time \
+         generation with the one line `fuse-kernel-sys = { version = \"0.1\", features = \
+         [\"bindgen\"] }` in your Cargo.toml (needs libclang), or add the target to TARGETS in \
+         fuse-kernel-sys/build/bindgen_config.rs and run `cargo xtask regen-bindings`."
+    );
+    // Only so that the error above is the one error reported on such a target.
+    macro_rules! snapshot {
+        ($file:literal) => {
+            concat!("generated/generic/", $file)
+        };
+    }
 }
 
 /// The generated mainline bindings (`include/fuse_kernel.h`).
