@@ -74,16 +74,7 @@ pub fn holes(probed: &[Probed]) -> Result<Vec<Hole>, String> {
                 continue;
             }
             if let Some((_, members)) = union.take() {
-                for (member, member_end) in members {
-                    if member_end < end {
-                        holes.push(Hole {
-                            structure: name,
-                            after: format!("union member {member}"),
-                            offset: member_end,
-                            bytes: end - member_end,
-                        });
-                    }
-                }
+                union_tails(name, members, end, &mut holes);
             }
             if offset < end {
                 return Err(format!(
@@ -103,16 +94,7 @@ pub fn holes(probed: &[Probed]) -> Result<Vec<Hole>, String> {
             last = field;
         }
         if let Some((_, members)) = union.take() {
-            for (member, member_end) in members {
-                if member_end < end {
-                    holes.push(Hole {
-                        structure: name,
-                        after: format!("union member {member}"),
-                        offset: member_end,
-                        bytes: end - member_end,
-                    });
-                }
-            }
+            union_tails(name, members, end, &mut holes);
         }
         if size > end {
             holes.push(Hole {
@@ -126,6 +108,25 @@ pub fn holes(probed: &[Probed]) -> Result<Vec<Hole>, String> {
         }
     }
     Ok(holes)
+}
+
+/// The tail of each member of a finished union that is shorter than the union (up to `end`).
+fn union_tails(
+    structure: &'static str,
+    members: Vec<(&'static str, u64)>,
+    end: u64,
+    holes: &mut Vec<Hole>,
+) {
+    for (member, member_end) in members {
+        if member_end < end {
+            holes.push(Hole {
+                structure,
+                after: format!("union member {member}"),
+                offset: member_end,
+                bytes: end - member_end,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
