@@ -33,11 +33,7 @@ pub(crate) fn fuzz(root: &Path, args: &[&str]) -> Result<(), String> {
         match arg {
             "--smoke" => seconds = SMOKE_SECONDS,
             "--seconds" => {
-                seconds = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&s| s > 0)
-                    .ok_or("--seconds needs a positive number")?;
+                seconds = crate::positive_seconds(it.next().copied())?;
             }
             t if !t.starts_with('-') => only.push(t.to_owned()),
             other => return Err(format!("fuzz: unknown option {other}")),

@@ -120,6 +120,14 @@ pub(crate) fn is_root() -> bool {
 }
 
 /// Runs a command, inheriting stdio; fails with its exit status.
+/// The value of a `--seconds` option: a whole number above zero.
+pub(crate) fn positive_seconds(value: Option<&str>) -> Result<u64, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .filter(|&s| s > 0)
+        .ok_or_else(|| "--seconds needs a positive number".into())
+}
+
 pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     println!("xtask: running {cmd:?}");
     let status = cmd

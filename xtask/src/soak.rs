@@ -36,11 +36,7 @@ pub(crate) fn soak(root: &Path, args: &[&str]) -> Result<(), String> {
     while let Some(&arg) = it.next() {
         match arg {
             "--seconds" => {
-                seconds = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&s| s > 0)
-                    .ok_or("--seconds needs a positive number")?;
+                seconds = crate::positive_seconds(it.next().copied())?;
             }
             "--transport" => {
                 transport = match it.next() {
