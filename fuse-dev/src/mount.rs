@@ -103,6 +103,22 @@ impl Mount {
             path: point.path.clone(),
             errno,
         })?;
+        Mount::recorded(&point, Method::Syscall, || {
+            // We cannot tell what we mounted: detach what sits there now, which is ours
+            // unless someone stacked a mount in the microseconds since mount(2).
+            let _ =
+                rustix::mount::unmount(&point.path, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW);
+        })
+    }
+
+    /// The mount just made on `point` by `method`, with its identity recorded. When that
+    /// fails, `undo` takes the mount away again and the error is returned; until the identity
+    /// is known, the value already owns the mount (a panic in between unmounts it).
+    fn recorded(
+        point: &identity::MountPointFacts,
+        method: Method,
+        undo: impl FnOnce(),
+    ) -> Result<Mount, MountError> {
         let mut mount = Mount {
             identity: MountIdentity {
                 mount_point: point.path.clone(),
@@ -110,18 +126,13 @@ impl Mount {
                 mount_id: identity::MountId::Unknown,
                 parent: point.parent,
             },
-            method: Method::Syscall,
+            method,
             mounted: true,
         };
-        match MountIdentity::record(&point) {
+        match MountIdentity::record(point) {
             Ok(id) => mount.identity = id,
             Err(e) => {
-                // We cannot tell what we mounted: detach what sits there now, which is ours
-                // unless someone stacked a mount in the microseconds since mount(2).
-                let _ = rustix::mount::unmount(
-                    &point.path,
-                    UnmountFlags::DETACH | UnmountFlags::NOFOLLOW,
-                );
+                undo();
                 mount.mounted = false;
                 return Err(e);
             }
@@ -171,27 +182,13 @@ impl Mount {
         let list = options.fusermount_options()?;
         let point = identity::check_mount_point(mount_point, is_dir_mode(options))?;
         let mounted = fusermount::mount(program, &list, &point.path, options.wants_auto_unmount())?;
-        let mut mount = Mount {
-            identity: MountIdentity {
-                mount_point: point.path.clone(),
-                device: identity::DeviceNumber { major: 0, minor: 0 },
-                mount_id: identity::MountId::Unknown,
-                parent: point.parent,
-            },
-            method: Method::Fusermount {
-                program: program.to_owned(),
-                auto_unmount: mounted.auto_unmount,
-            },
-            mounted: true,
+        let method = Method::Fusermount {
+            program: program.to_owned(),
+            auto_unmount: mounted.auto_unmount,
         };
-        match MountIdentity::record(&point) {
-            Ok(id) => mount.identity = id,
-            Err(e) => {
-                let _ = fusermount::unmount(program, &point.path);
-                mount.mounted = false;
-                return Err(e);
-            }
-        }
+        let mount = Mount::recorded(&point, method, || {
+            let _ = fusermount::unmount(program, &point.path);
+        })?;
         Ok((Device::from_fd(mounted.dev), mount))
     }
 
