@@ -68,6 +68,15 @@ fn message(out: &mut [u8], code: u32, parts: &[&[u8]]) -> Result<usize, NotifyEr
     Ok(at)
 }
 
+/// A length or count the message carries in a `u32` field; a larger one cannot be said, and is
+/// refused as [`BufferTooSmall`] with `need` the value and `have` the field's limit.
+fn length_field(n: usize) -> Result<u32, BufferTooSmall> {
+    u32::try_from(n).map_err(|_| BufferTooSmall {
+        need: n,
+        have: u32::MAX as usize,
+    })
+}
+
 fn with_name<T: IntoBytes + Immutable>(
     out: &mut [u8],
     code: u32,
@@ -126,10 +135,7 @@ pub fn delete(out: &mut [u8], parent: u64, child: u64, name: &[u8]) -> Result<us
 
 /// STORE: put `data` into the kernel's page cache of `nodeid` at `offset`.
 pub fn store(out: &mut [u8], nodeid: u64, offset: u64, data: &[u8]) -> Result<usize, NotifyError> {
-    let size = u32::try_from(data.len()).map_err(|_| BufferTooSmall {
-        need: data.len(),
-        have: u32::MAX as usize,
-    })?;
+    let size = length_field(data.len())?;
     let arg = sys::fuse_notify_store_out {
         nodeid,
         offset,
@@ -178,10 +184,7 @@ pub fn inc_epoch(out: &mut [u8]) -> Result<usize, NotifyError> {
 
 /// PRUNE (7.45, Linux 6.18): ask the kernel to forget the given inodes if unused.
 pub fn prune(out: &mut [u8], nodeids: &[u64]) -> Result<usize, NotifyError> {
-    let count = u32::try_from(nodeids.len()).map_err(|_| BufferTooSmall {
-        need: nodeids.len(),
-        have: u32::MAX as usize,
-    })?;
+    let count = length_field(nodeids.len())?;
     let arg = sys::fuse_notify_prune_out {
         count,
         padding: 0,
