@@ -37,28 +37,14 @@ impl Fs {
         offset: u64,
         out: &mut [u8],
     ) -> Result<usize, Errno> {
-        let fd = dir.fd.lock().unwrap_or_else(PoisonError::into_inner);
-        rustix::fs::seek(&*fd, rustix::fs::SeekFrom::Start(offset))?;
-        let mut raw = [MaybeUninit::<u8>::uninit(); 8192];
-        let cap = out.len().clamp(1024, raw.len());
-        let mut entries = rustix::fs::RawDir::new(&*fd, &mut raw[..cap]);
+        let cap = out.len();
         let mut buf = DirentBuf::new(out);
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) if buf.is_empty() => return Err(e),
-                Err(_) => break,
-            };
+        each_entry(dir, offset, cap, |entry| {
             let name = entry.file_name().to_bytes();
             let ino = self.ino_of(dir.dev, entry.ino());
             let kind = dirent_type(entry.file_type());
-            if buf
-                .push(ino, entry.next_entry_cookie(), kind, name)
-                .is_err()
-            {
-                break;
-            }
-        }
+            buf.push(ino, entry.next_entry_cookie(), kind, name).is_ok()
+        })?;
         Ok(buf.len())
     }
 
@@ -71,22 +57,13 @@ impl Fs {
         offset: u64,
         out: &mut [u8],
     ) -> Result<usize, Errno> {
-        let fd = dir.fd.lock().unwrap_or_else(PoisonError::into_inner);
-        rustix::fs::seek(&*fd, rustix::fs::SeekFrom::Start(offset))?;
-        let mut raw = [MaybeUninit::<u8>::uninit(); 8192];
         // A direntplus record is about 150 bytes larger than the source's dirent.
-        let cap = (out.len() / 4).clamp(1024, raw.len());
-        let mut entries = rustix::fs::RawDir::new(&*fd, &mut raw[..cap]);
+        let cap = out.len() / 4;
         let mut buf = DirentPlusBuf::new(out);
-        while let Some(entry) = entries.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) if buf.is_empty() => return Err(e),
-                Err(_) => break,
-            };
+        each_entry(dir, offset, cap, |entry| {
             let name = entry.file_name().to_bytes();
             if !buf.has_room(name.len()) {
-                break;
+                return false;
             }
             let kind = dirent_type(entry.file_type());
             let dot = name == b"." || name == b"..";
@@ -111,11 +88,42 @@ impl Fs {
                 if record.nodeid != 0 {
                     self.forget(record.nodeid, 1);
                 }
-                break;
+                return false;
             }
-        }
+            true
+        })?;
         Ok(buf.len())
     }
+}
+
+/// Hands the entries of `dir` from `offset` to `each` (reading at most `cap` bytes of them,
+/// clamped to 1 KiB .. 8 KiB, at a time) until it returns false, having packed nothing more.
+/// A read error before `each` has packed anything is the listing's error; a later one ends the
+/// listing with what was packed.
+fn each_entry(
+    dir: &DirHandle,
+    offset: u64,
+    cap: usize,
+    mut each: impl FnMut(&rustix::fs::RawDirEntry<'_>) -> bool,
+) -> Result<(), Errno> {
+    let fd = dir.fd.lock().unwrap_or_else(PoisonError::into_inner);
+    rustix::fs::seek(&*fd, rustix::fs::SeekFrom::Start(offset))?;
+    let mut raw = [MaybeUninit::<u8>::uninit(); 8192];
+    let cap = cap.clamp(1024, raw.len());
+    let mut entries = rustix::fs::RawDir::new(&*fd, &mut raw[..cap]);
+    let mut packed = false;
+    while let Some(entry) = entries.next() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if !packed => return Err(e),
+            Err(_) => break,
+        };
+        if !each(&entry) {
+            break;
+        }
+        packed = true;
+    }
+    Ok(())
 }
 
 /// `DT_*` of a directory entry (`st_mode >> 12`).
