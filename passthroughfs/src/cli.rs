@@ -1,6 +1,9 @@
 //! The command line: `--help`, the options, and the checks made before touching the kernel.
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::Fatal;
@@ -135,16 +138,15 @@ pub(crate) fn parse_args() -> Result<Option<Args>, Fatal> {
                 return Ok(None);
             }
             Some("--transport") => {
-                args.transport = match value(&mut it, "--transport")?.as_str() {
-                    "uring" => TransportChoice::Uring,
-                    "dev" => TransportChoice::Dev,
-                    "auto" => TransportChoice::Auto,
-                    other => {
-                        return Err(Fatal(format!(
-                            "--transport {other}: expected uring, dev or auto"
-                        )));
-                    }
-                }
+                args.transport = choice(
+                    "--transport",
+                    &value(&mut it, "--transport")?,
+                    &[
+                        ("uring", TransportChoice::Uring),
+                        ("dev", TransportChoice::Dev),
+                        ("auto", TransportChoice::Auto),
+                    ],
+                )?;
             }
             Some("--no-passthrough") => args.passthrough = false,
             Some("--attr-timeout") => {
@@ -158,32 +160,22 @@ pub(crate) fn parse_args() -> Result<Option<Args>, Fatal> {
             }
             Some("--threads") => {
                 let v = value(&mut it, "--threads")?;
-                args.threads = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| (1..=1024).contains(n))
-                        .ok_or_else(|| Fatal(format!("--threads {v}: expected 1..1024")))?,
-                );
+                args.threads = Some(number_in("--threads", &v, 1..=1024)?);
             }
             Some("--queue-depth") => {
                 let v = value(&mut it, "--queue-depth")?;
-                args.queue_depth = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1024).contains(n))
-                    .ok_or_else(|| Fatal(format!("--queue-depth {v}: expected 1..1024")))?;
+                args.queue_depth = number_in("--queue-depth", &v, 1..=1024)?;
             }
             Some("--ring-setup") => {
-                args.ring_setup = match value(&mut it, "--ring-setup")?.as_str() {
-                    "defer" => RingSetup::Defer,
-                    "coop" => RingSetup::Coop,
-                    "plain" => RingSetup::Plain,
-                    other => {
-                        return Err(Fatal(format!(
-                            "--ring-setup {other}: expected defer, coop or plain"
-                        )));
-                    }
-                }
+                args.ring_setup = choice(
+                    "--ring-setup",
+                    &value(&mut it, "--ring-setup")?,
+                    &[
+                        ("defer", RingSetup::Defer),
+                        ("coop", RingSetup::Coop),
+                        ("plain", RingSetup::Plain),
+                    ],
+                )?;
             }
             Some("--stats") => args.stats = true,
             Some("--nonempty") => args.nonempty = true,
@@ -207,6 +199,36 @@ pub(crate) fn parse_args() -> Result<Option<Args>, Fatal> {
     args.source = source;
     args.mountpoint = mountpoint;
     Ok(Some(args))
+}
+
+/// The value of option `name` that is one of `choices`; else an error naming them
+/// (`--name v: expected a, b or c`).
+fn choice<T: Copy>(name: &str, v: &str, choices: &[(&str, T)]) -> Result<T, Fatal> {
+    if let Some(&(_, t)) = choices.iter().find(|(word, _)| *word == v) {
+        return Ok(t);
+    }
+    let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+    let expected = match words.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(Fatal(format!("{name} {v}: expected {expected}")))
+}
+
+/// The value of option `name` as a number in `range`; else an error naming the range
+/// (`--name v: expected 1..1024`).
+fn number_in<T>(name: &str, v: &str, range: RangeInclusive<T>) -> Result<T, Fatal>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    v.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        Fatal(format!(
+            "{name} {v}: expected {}..{}",
+            range.start(),
+            range.end()
+        ))
+    })
 }
 
 /// Checks what can be checked before touching the kernel, each with a fix.
