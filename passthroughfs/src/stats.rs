@@ -167,36 +167,17 @@ impl Stats {
         let flushes = self.count(Transport::Dev, fuse_kernel_sys::FUSE_FLUSH)
             + self.count(Transport::Uring, fuse_kernel_sys::FUSE_FLUSH);
         let _ = writeln!(s, "stats: flush_requests: {flushes}");
-        let _ = writeln!(
-            s,
-            "stats: served_read_bytes: {}",
-            self.served_read_bytes.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "stats: zero_copy_reads: {}",
-            self.zero_copy_reads.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "stats: passthrough_opens: {}",
-            self.passthrough_opens.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "stats: passthrough_fallbacks: {}",
-            self.passthrough_fallbacks.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "stats: inode_fds_closed: {}",
-            self.inode_fds_closed.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "stats: inode_fds_reopened: {}",
-            self.inode_fds_reopened.load(Ordering::Relaxed)
-        );
+        let counters = [
+            ("served_read_bytes", &self.served_read_bytes),
+            ("zero_copy_reads", &self.zero_copy_reads),
+            ("passthrough_opens", &self.passthrough_opens),
+            ("passthrough_fallbacks", &self.passthrough_fallbacks),
+            ("inode_fds_closed", &self.inode_fds_closed),
+            ("inode_fds_reopened", &self.inode_fds_reopened),
+        ];
+        for (name, counter) in counters {
+            let _ = writeln!(s, "stats: {name}: {}", counter.load(Ordering::Relaxed));
+        }
         s
     }
 }
