@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use fuse_kernel_blocks_fuzz::Input;
 use fuse_kernel_sys as sys;
 use fuse_kernel_sys::zerocopy::IntoBytes;
 use fuse_wire::{Protocol, Request, fixed_arg_size, out_error};
@@ -68,34 +69,6 @@ fn source() -> &'static PathBuf {
         );
         dir
     })
-}
-
-/// Little-endian reader that yields zeros past the end.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        head
-    }
-
-    fn u8(&mut self) -> u8 {
-        self.bytes(1).first().copied().unwrap_or(0)
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) | u16::from(self.u8()) << 8
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from(self.u16()) | u32::from(self.u16()) << 16
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from(self.u32()) | u64::from(self.u32()) << 32
-    }
 }
 
 fn check(fs: &Fs, req: &Request<'_>, out: &mut [u8]) {

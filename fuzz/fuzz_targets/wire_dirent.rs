@@ -9,43 +9,15 @@
 
 #![no_main]
 
+use fuse_kernel_blocks_fuzz::{Input, valid_name};
 use fuse_kernel_sys as sys;
 use fuse_kernel_sys::zerocopy::{FromBytes, IntoBytes};
-use fuse_wire::dirent::NAME_MAX;
 use fuse_wire::{DirentBuf, DirentError, DirentPlusBuf};
 use libfuzzer_sys::fuzz_target;
 
 /// Bytes of a `fuse_dirent` before the name, and of a `fuse_entry_out`.
 const DIRENT_HEAD: usize = 24;
 const ENTRY: usize = 128;
-
-/// Little-endian reader that yields zeros past the end.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        head
-    }
-
-    fn u8(&mut self) -> u8 {
-        self.bytes(1).first().copied().unwrap_or(0)
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) | u16::from(self.u8()) << 8
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from(self.u16()) | u32::from(self.u16()) << 16
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from(self.u32()) | u64::from(self.u32()) << 32
-    }
-}
 
 fn ne_u64(b: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
@@ -122,10 +94,6 @@ fn record_size(plus: bool, name_len: usize) -> Option<usize> {
     head.checked_add(name_len)?.checked_next_multiple_of(8)
 }
 
-fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.len() <= NAME_MAX && !name.contains(&b'/') && !name.contains(&0)
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let mode = input.u8();
@@ -159,15 +127,7 @@ fuzz_target!(|data: &[u8]| {
             let ino = input.u64();
             let next_offset = input.u64();
             let kind = input.u32();
-            let name_len = match input.u8() {
-                n @ 0..=250 => usize::from(n),
-                251 => NAME_MAX,
-                252 => NAME_MAX + 1,
-                _ => usize::from(input.u16()) % (NAME_MAX + 64),
-            };
-            let mut name = input.bytes(name_len).to_vec();
-            // Long names from little input: repeat the last byte.
-            name.resize(name_len, name.last().copied().unwrap_or(b'x'));
+            let name = input.name(b'x');
             let entry = plus.then(|| {
                 let mut e = sys::fuse_entry_out::read_from_prefix(&[0u8; ENTRY])
                     .expect("zeroes")

@@ -8,55 +8,11 @@
 
 #![no_main]
 
+use fuse_kernel_blocks_fuzz::{Input, valid_name};
 use fuse_kernel_sys as sys;
 use fuse_wire::BufferTooSmall;
-use fuse_wire::dirent::NAME_MAX;
 use fuse_wire::notify::{self, NotifyError};
 use libfuzzer_sys::fuzz_target;
-
-/// Little-endian reader that yields zeros past the end.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        head
-    }
-
-    fn u8(&mut self) -> u8 {
-        self.bytes(1).first().copied().unwrap_or(0)
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from(self.u8()) | u16::from(self.u8()) << 8
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from(self.u16()) | u32::from(self.u16()) << 16
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from(self.u32()) | u64::from(self.u32()) << 32
-    }
-
-    fn name(&mut self) -> Vec<u8> {
-        let len = match self.u8() {
-            n @ 0..=250 => usize::from(n),
-            251 => NAME_MAX,
-            252 => NAME_MAX + 1,
-            _ => usize::from(self.u16()) % (NAME_MAX + 64),
-        };
-        let mut name = self.bytes(len).to_vec();
-        name.resize(len, name.last().copied().unwrap_or(b'n'));
-        name
-    }
-}
-
-fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.len() <= NAME_MAX && !name.contains(&b'/') && !name.contains(&0)
-}
 
 /// The message as the kernel reads it, built here field by field.
 fn message(code: u32, fields: &[&[u8]]) -> Vec<u8> {
@@ -95,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             let (parent, expire) = (input.u64(), input.u8() & 1 == 1);
-            let name = input.name();
+            let name = input.name(b'n');
             let flags = if expire { sys::FUSE_EXPIRE_ONLY } else { 0 };
             let m = message(
                 sys::FUSE_NOTIFY_INVAL_ENTRY,
@@ -112,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             let (parent, child) = (input.u64(), input.u64());
-            let name = input.name();
+            let name = input.name(b'n');
             let m = message(
                 sys::FUSE_NOTIFY_DELETE,
                 &[
