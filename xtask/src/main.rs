@@ -23,7 +23,8 @@ commands:
   demo                       the main job: build the example server, mirror a fresh tree
                              through FUSE, verify it byte for byte, measure it beside the
                              native file system, unmount and clean up (needs root)
-  bench [--quick | --smoke] [--out DIR] [--systems LIST]
+  bench [--quick | --smoke] [--out DIR] [--systems LIST] [--workloads LIST] [--reps N]
+        [--variant NAME=ARGS]...
                              the end-to-end benchmark (needs root and fio): the example
                              server over /dev/fuse and io_uring, served and passthrough,
                              against the native file system and libfuse's passthrough_hp
@@ -37,7 +38,14 @@ commands:
                              libfuse-dev, libfuse-uring, libfuse-uring-passthrough (native
                              is always measured; without LIST, --smoke runs all but
                              libfuse-dev and libfuse-uring-passthrough). The source tree is cached in
-                             target/bench/source*; delete it to regenerate
+                             target/bench/source*; delete it to regenerate.
+                             --workloads: a subset of seq-read-warm, seq-read-direct,
+                             rand-read-4k-1job, rand-read-4k-2jobs, stat-1proc, stat-2procs,
+                             open-read-close. --reps N overrides the repetitions.
+                             A/B runs: --variant NAME=ARGS names extra server options, and
+                             SYSTEM@NAME in LIST is SYSTEM with them, measured in the same
+                             rounds (e.g. --variant d8="--queue-depth 8" --systems
+                             uring-served,uring-served@d8,libfuse-uring)
   fuzz [--seconds N | --smoke] [TARGET...]
                              every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
                              when missing) for N seconds each (default 60; --smoke: 10, CI),
