@@ -44,7 +44,7 @@ commands:
                              open-read-close. --reps N overrides the repetitions.
                              A/B runs: --variant NAME=ARGS names extra server options, and
                              SYSTEM@NAME in LIST is SYSTEM with them, measured in the same
-                             rounds (e.g. --variant d8="--queue-depth 8" --systems
+                             rounds (e.g. --variant d8='--queue-depth 8' --systems
                              uring-served,uring-served@d8,libfuse-uring)
   fuzz [--seconds N | --smoke] [TARGET...]
                              every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
