@@ -220,7 +220,7 @@ on_target_without_snapshot! {
          numbers and struct layouts depend on the architecture). Fix: turn on build-time \
          generation with the one line `fuse-kernel-sys = { version = \"0.1\", features = \
          [\"bindgen\"] }` in your Cargo.toml (needs libclang), or add the target to TARGETS in \
-         fuse-kernel-sys/build/bindgen_config.rs and run `cargo xtask regen-bindings`."
+         fuse-kernel-sys/build/bindgen_config/targets.rs and run `cargo xtask regen-bindings`."
     );
     // Only so that the error above is the one error reported on such a target.
     macro_rules! snapshot {

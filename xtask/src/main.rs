@@ -356,7 +356,7 @@ fn regen_bindings(check: bool) -> Result<(), String> {
                                 return Err(format!(
                                     "{} and {first_target} share src/generated/{dir}/ but \
                                      generate different {}: give {} a snapshot directory of \
-                                     its own (TARGETS in fuse-kernel-sys/build/bindgen_config.rs)",
+                                     its own (TARGETS in fuse-kernel-sys/build/bindgen_config/targets.rs)",
                                     target.rust,
                                     header.output_name(),
                                     target.rust
