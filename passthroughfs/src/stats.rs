@@ -24,10 +24,31 @@ impl Transport {
 
 const OPCODES: usize = 64;
 
-/// Counters shared by all workers (relaxed atomics: one add per request).
+/// Shards of the request counters: each worker thread adds to its own shard (threads are
+/// given shards in turn), so that workers on different CPUs do not write the same cache line
+/// at every request. Reading sums the shards.
+const SHARDS: usize = 8;
+
+/// One shard of the request counters, on cache lines of its own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard([[AtomicU64; OPCODES]; 2]);
+
+/// The shard of the calling thread.
+fn my_shard() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// Counters shared by all workers (relaxed atomics: one add per request, to the calling
+/// thread's shard).
 #[derive(Debug)]
 pub struct Stats {
-    by_opcode: [[AtomicU64; OPCODES]; 2],
+    by_opcode: Box<[Shard; SHARDS]>,
     /// OPENs answered with `FOPEN_PASSTHROUGH`.
     pub passthrough_opens: AtomicU64,
     /// OPENs that wanted passthrough but got a served file (BACKING_OPEN failed).
@@ -46,7 +67,11 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            by_opcode: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            by_opcode: Box::new(std::array::from_fn(|_| {
+                Shard(std::array::from_fn(|_| {
+                    std::array::from_fn(|_| AtomicU64::new(0))
+                }))
+            })),
             passthrough_opens: AtomicU64::new(0),
             passthrough_fallbacks: AtomicU64::new(0),
             served_read_bytes: AtomicU64::new(0),
@@ -117,13 +142,16 @@ impl Stats {
     /// Counts one request.
     pub fn record(&self, transport: Transport, opcode: u32) {
         let i = (opcode as usize).min(OPCODES - 1);
-        self.by_opcode[transport as usize][i].fetch_add(1, Ordering::Relaxed);
+        self.by_opcode[my_shard()].0[transport as usize][i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests of `opcode` through `transport` so far.
     pub fn count(&self, transport: Transport, opcode: u32) -> u64 {
         let i = (opcode as usize).min(OPCODES - 1);
-        self.by_opcode[transport as usize][i].load(Ordering::Relaxed)
+        self.by_opcode
+            .iter()
+            .map(|shard| shard.0[transport as usize][i].load(Ordering::Relaxed))
+            .sum()
     }
 
     /// All requests through `transport`, and those of them that are not FORGET,
@@ -132,8 +160,8 @@ impl Stats {
         use fuse_kernel_sys as s;
         let mut all = 0;
         let mut ordinary = 0;
-        for (op, c) in self.by_opcode[transport as usize].iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
+        for op in 0..OPCODES {
+            let n = self.count(transport, op as u32);
             all += n;
             if ![s::FUSE_FORGET, s::FUSE_BATCH_FORGET, s::FUSE_INTERRUPT].contains(&(op as u32)) {
                 ordinary += n;
@@ -179,5 +207,37 @@ impl Stats {
             let _ = writeln!(s, "stats: {name}: {}", counter.load(Ordering::Relaxed));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_many_threads_add_up_across_shards() {
+        let stats = std::sync::Arc::new(Stats::default());
+        let threads: Vec<_> = (0..SHARDS + 3)
+            .map(|_| {
+                let stats = stats.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        stats.record(Transport::Uring, fuse_kernel_sys::FUSE_GETATTR);
+                    }
+                    stats.record(Transport::Dev, fuse_kernel_sys::FUSE_FORGET);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n = (SHARDS + 3) as u64;
+        assert_eq!(
+            stats.count(Transport::Uring, fuse_kernel_sys::FUSE_GETATTR),
+            1000 * n
+        );
+        assert_eq!(stats.count(Transport::Dev, fuse_kernel_sys::FUSE_FORGET), n);
+        assert_eq!(stats.totals(Transport::Uring), (1000 * n, 1000 * n));
+        assert_eq!(stats.totals(Transport::Dev), (n, 0));
     }
 }
