@@ -154,13 +154,17 @@ impl Fs {
     }
 
     /// The file system over `root` (an fd of the source directory, from [`open_source`]).
-    /// The inode fd budget is half of the soft `RLIMIT_NOFILE` at this call.
+    /// The inode fd budget is three quarters of the soft `RLIMIT_NOFILE` at this call (the
+    /// rest is for the files clients open and the server's own fds; an open that hits the
+    /// limit sheds inode fds and tries again).
     pub fn with_root(root: OwnedFd, opts: Options, dev: Option<Arc<OwnedFd>>) -> Result<Fs, Errno> {
         let st = rustix::fs::fstat(&root)?;
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .current
             .unwrap_or(1 << 20);
-        let fd_budget = usize::try_from(limit / 2).unwrap_or(usize::MAX).max(32);
+        let fd_budget = usize::try_from(limit - limit / 4)
+            .unwrap_or(usize::MAX)
+            .max(32);
         let open_count = Arc::new(AtomicUsize::new(0));
         let mut mounts = HashMap::new();
         // For open_by_handle_at on the source's own file system (it refuses O_PATH fds).
