@@ -1,4 +1,4 @@
-//! Hardening regressions of the example server (issue 16), on real mounts, each over both
+//! Hardening regressions of the example server, on real mounts, each over both
 //! transports where the transport matters: a hostile or careless user must not make the
 //! mirror write the source, bypass its permissions, see what it hides, exhaust the server's
 //! fds or memory, stall it on another user's lease, or confuse inode numbers across mounts.

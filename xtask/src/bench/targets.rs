@@ -1,10 +1,10 @@
-//! The issues' targets (ratios to native, io_uring against /dev/fuse, ours against
+//! The project's performance targets (ratios to native, io_uring against /dev/fuse, ours against
 //! libfuse), checked against a run's numbers.
 
 use super::report::busy;
 use super::{PAIRS, Run, WORKLOADS};
 
-/// A target of the issue, checked against this run's numbers.
+/// A performance target, checked against this run's numbers.
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) what: String,
@@ -45,7 +45,7 @@ fn missing(run: &Run, names: &[&str], workload: &str) -> String {
         .join("; ")
 }
 
-/// The issue's targets, one line per (system pair, workload) they apply to.
+/// The targets, one line per (system pair, workload) they apply to.
 pub(crate) fn targets(run: &Run) -> Vec<Target> {
     let mut out = Vec::new();
     let selected = |n: &str| run.systems.iter().any(|s| s.system.name == n);
