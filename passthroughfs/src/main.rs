@@ -15,6 +15,7 @@
 use passthroughfs::stats::Transport;
 use passthroughfs::{dev, fs, uring};
 
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -132,12 +133,9 @@ fn choose_rings(
     }
 }
 
-fn run(args: Args) -> Result<(), Fatal> {
-    preflight(&args)?;
-    let signals = block_stop_signals();
-    raise_fd_limit();
-    // The source is opened before the mount exists: as a private copy of its mounts, in
-    // which our own mount never appears (see `fs::open_source`).
+/// Opens the source before the mount exists: as a private copy of its mounts, in which our
+/// own mount never appears (see `fs::open_source`), or the source itself with a warning.
+fn open_source(args: &Args) -> Result<(OwnedFd, fs::SourceView), Fatal> {
     let (root, view) = fs::open_source(&args.source, !args.one_file_system)
         .map_err(|e| Fatal(format!("source {}: {e}", args.source.display())))?;
     if let (fs::SourceView::Shared(_), true) = (view, args.one_file_system) {
@@ -153,6 +151,64 @@ fn run(args: Args) -> Result<(), Fatal> {
              mounts ({e}); serving the source itself, whose atimes may then change"
         );
     }
+    Ok((root, view))
+}
+
+/// What this server asks for in INIT.
+fn init_config(passthrough: bool, uring: bool) -> fuse_wire::InitConfig {
+    let mut config = fuse_wire::InitConfig::default().with(u64::from(WANT));
+    if passthrough {
+        config = config.with(sys::FUSE_PASSTHROUGH);
+    }
+    if uring {
+        config = config.with(sys::FUSE_OVER_IO_URING);
+    }
+    config
+}
+
+/// A worker thread's handle: its error, if it ended with one.
+type Worker = std::thread::JoinHandle<Result<(), String>>;
+
+/// Starts `count` `/dev/fuse` workers, each on its own clone of `channel`'s fd (the last on
+/// `channel` itself).
+fn start_dev_workers(
+    fs: &Arc<fs::Fs>,
+    channel: fuse_dev::Channel,
+    count: usize,
+) -> Result<Vec<Worker>, Fatal> {
+    let mut channels = Vec::with_capacity(count);
+    for _ in 1..count {
+        channels.push(
+            channel
+                .try_clone()
+                .map_err(|e| Fatal(format!("CLONE: {e}")))?,
+        );
+    }
+    channels.push(channel);
+    let mut workers = Vec::with_capacity(count);
+    for (i, channel) in channels.into_iter().enumerate() {
+        let fs = fs.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("fuse-dev-{i}"))
+                .spawn(move || {
+                    let r = dev::serve(&fs, &channel);
+                    if let Err(e) = &r {
+                        eprintln!("passthroughfs: /dev/fuse worker {i}: {e}");
+                    }
+                    wake_main();
+                    r.map_err(|e| e.to_string())
+                })?,
+        );
+    }
+    Ok(workers)
+}
+
+fn run(args: Args) -> Result<(), Fatal> {
+    preflight(&args)?;
+    let signals = block_stop_signals();
+    raise_fd_limit();
+    let (root, view) = open_source(&args)?;
     let (device, mount) = mount(&args)?;
     let watchdog = spawn_unmount_watchdog(mount.identity().clone())?;
     // A handle on the connection for passthrough's BACKING_OPEN (any fd of the session).
@@ -179,14 +235,8 @@ fn run(args: Args) -> Result<(), Fatal> {
         })?,
     };
     let rings = choose_rings(&args, &kernel, &queues)?;
-    let mut config = fuse_wire::InitConfig::default().with(u64::from(WANT));
-    if passthrough {
-        config = config.with(sys::FUSE_PASSTHROUGH);
-    }
-    if rings.is_some() {
-        config = config.with(sys::FUSE_OVER_IO_URING);
-    }
-    let negotiated = match fuse_wire::negotiate(&kernel, &config) {
+    let negotiated = match fuse_wire::negotiate(&kernel, &init_config(passthrough, rings.is_some()))
+    {
         Ok(n) => n,
         Err(e) => {
             let _ = channel.refuse_init(&init, &e);
@@ -245,30 +295,7 @@ fn run(args: Args) -> Result<(), Fatal> {
         Transport::Uring => 1,
         Transport::Dev => args.threads.unwrap_or_else(possible_cpus),
     };
-    let mut channels = Vec::with_capacity(dev_threads);
-    for _ in 1..dev_threads {
-        channels.push(
-            channel
-                .try_clone()
-                .map_err(|e| Fatal(format!("CLONE: {e}")))?,
-        );
-    }
-    channels.push(channel);
-    for (i, channel) in channels.into_iter().enumerate() {
-        let fs = fs.clone();
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("fuse-dev-{i}"))
-                .spawn(move || {
-                    let r = dev::serve(&fs, &channel);
-                    if let Err(e) = &r {
-                        eprintln!("passthroughfs: /dev/fuse worker {i}: {e}");
-                    }
-                    wake_main();
-                    r.map_err(|e| e.to_string())
-                })?,
-        );
-    }
+    workers.extend(start_dev_workers(&fs, channel, dev_threads)?);
     println!(
         "ready: transport={} passthrough={} queues={} dev_threads={dev_threads} \
          attr_timeout={:?} max_write={} minor={} zero_copy={} queue_depth={} ring_setup={}",

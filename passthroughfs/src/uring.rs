@@ -295,36 +295,7 @@ fn serve_queue(
                 }
                 continue;
             }
-            // The request's names and data are copied out of the payload buffer, which the
-            // reply then overwrites in place.
-            let mut op_in = [0u8; sys::FUSE_URING_OP_IN_OUT_SZ as usize];
-            let from = entry.op_in();
-            op_in[..from.len()].copy_from_slice(from);
-            let rest = entry.payload();
-            let rest_len = if rest.len() <= scratch.len() {
-                scratch[..rest.len()].copy_from_slice(rest);
-                rest.len()
-            } else {
-                0
-            };
-            fs.stats.record(Transport::Uring, header.opcode);
-            let outcome =
-                match Request::parse_split(&header, &op_in, &scratch[..rest_len], protocol) {
-                    Ok(req) => fs.dispatch(&req, entry.payload_mut()),
-                    Err(e) => Outcome::Error(e.errno()),
-                };
-            match outcome {
-                Outcome::Reply(n) => {
-                    if entry.set_reply(n).is_err() {
-                        // Unreachable with replies bounded by the payload buffer; fail the
-                        // request.
-                        entry.set_error(Errno::IO);
-                    }
-                }
-                Outcome::Error(e) => entry.set_error(e),
-                // FORGET and INTERRUPT never come through the ring; answer defensively.
-                Outcome::NoReply => entry.set_error(Errno::NOSYS),
-            }
+            answer(fs, &mut entry, &mut scratch, protocol);
             if queue.commit_and_fetch(entry).is_err() {
                 return Err(io::Error::other("an entry of another queue came back here"));
             }
@@ -334,23 +305,7 @@ fn serve_queue(
                 continue;
             };
             let (_, mut entry) = pending.swap_remove(at);
-            match usize::try_from(res) {
-                Ok(n) => {
-                    if entry.set_zero_copy_reply(n).is_err() {
-                        entry.set_error(Errno::IO);
-                    } else {
-                        fs.stats.zero_copy_reads.fetch_add(1, Ordering::Relaxed);
-                        fs.stats
-                            .served_read_bytes
-                            .fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                }
-                Err(_) => entry.set_error(Errno::from_raw_os_error(
-                    res.checked_neg()
-                        .filter(|e| (1..4096).contains(e))
-                        .unwrap_or(libc::EIO),
-                )),
-            }
+            finish_zero_copy_read(fs, &mut entry, res);
             if queue.commit_and_fetch(entry).is_err() {
                 return Err(io::Error::other("an entry of another queue came back here"));
             }
@@ -359,5 +314,60 @@ fn serve_queue(
     match first_error {
         Some(e) => Err(io::Error::from(e)),
         None => Ok(()),
+    }
+}
+
+/// Answers an ordinary request in `entry`: its names and data are copied out of the payload
+/// buffer into `scratch` (the reply then overwrites the buffer in place), then it is decoded,
+/// dispatched, and the reply or error set.
+fn answer(fs: &Fs, entry: &mut fuse_uring::Entry<'_>, scratch: &mut [u8], protocol: Protocol) {
+    let header = *entry.in_header();
+    let mut op_in = [0u8; sys::FUSE_URING_OP_IN_OUT_SZ as usize];
+    let from = entry.op_in();
+    op_in[..from.len()].copy_from_slice(from);
+    let rest = entry.payload();
+    let rest_len = if rest.len() <= scratch.len() {
+        scratch[..rest.len()].copy_from_slice(rest);
+        rest.len()
+    } else {
+        0
+    };
+    fs.stats.record(Transport::Uring, header.opcode);
+    let outcome = match Request::parse_split(&header, &op_in, &scratch[..rest_len], protocol) {
+        Ok(req) => fs.dispatch(&req, entry.payload_mut()),
+        Err(e) => Outcome::Error(e.errno()),
+    };
+    match outcome {
+        Outcome::Reply(n) => {
+            if entry.set_reply(n).is_err() {
+                // Unreachable with replies bounded by the payload buffer; fail the request.
+                entry.set_error(Errno::IO);
+            }
+        }
+        Outcome::Error(e) => entry.set_error(e),
+        // FORGET and INTERRUPT never come through the ring; answer defensively.
+        Outcome::NoReply => entry.set_error(Errno::NOSYS),
+    }
+}
+
+/// Sets the reply of a zero-copy READ whose read into the client's pages completed with
+/// `res` (bytes read, or `-errno`).
+fn finish_zero_copy_read(fs: &Fs, entry: &mut fuse_uring::Entry<'_>, res: i32) {
+    match usize::try_from(res) {
+        Ok(n) => {
+            if entry.set_zero_copy_reply(n).is_err() {
+                entry.set_error(Errno::IO);
+            } else {
+                fs.stats.zero_copy_reads.fetch_add(1, Ordering::Relaxed);
+                fs.stats
+                    .served_read_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        Err(_) => entry.set_error(Errno::from_raw_os_error(
+            res.checked_neg()
+                .filter(|e| (1..4096).contains(e))
+                .unwrap_or(libc::EIO),
+        )),
     }
 }
