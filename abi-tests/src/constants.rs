@@ -3,7 +3,7 @@
 
 use crate::{ConstVal, tables};
 
-/// Checks a constant of [`Rust::ConstAs`]: the type must be `want` and the value the C value.
+/// Checks a constant of [`Rust::ConstAs`](crate::Rust::ConstAs): the type must be `want` and the value the C value.
 pub fn check_const_as(c_bits: u64, rust: &ConstVal, want: &str) -> Result<(), String> {
     if rust.type_name != want {
         return Err(format!(

@@ -26,10 +26,13 @@ pub(crate) const BACKING_CLOSE: Opcode = to_opcode(sys::FUSE_DEV_IOC_BACKING_CLO
 pub(crate) const SYNC_INIT: Opcode = to_opcode(sys::FUSE_DEV_IOC_SYNC_INIT);
 
 /// The ioctl type ("magic") of `/dev/fuse`.
+// Used only by the const assertions below, which Rust before 1.86 does not count as uses.
+#[allow(dead_code)]
 const MAGIC: u8 = sys::FUSE_DEV_IOC_MAGIC as u8;
 const _: () = assert!(MAGIC as u32 == sys::FUSE_DEV_IOC_MAGIC);
 
 /// The sequence number of an opcode: its low 8 bits on every Linux architecture.
+#[allow(dead_code)] // as MAGIC
 const fn nr(number: u32) -> u8 {
     number as u8
 }
