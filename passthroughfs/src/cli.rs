@@ -67,7 +67,8 @@ What it guarantees:
   - inode numbers unique on the mount: SOURCE's own for its file system, numbers from 2^62
     for file systems mounted under SOURCE;
   - fd limit: the soft RLIMIT_NOFILE is raised to the hard one; inodes keep an O_PATH fd up
-    to 3/4 of it, the least recently used beyond are closed and reopened from file handles
+    to the limit minus a reserve (a quarter, at most 4096), the least recently used beyond
+    are closed and reopened from file handles
     (open_by_handle_at); an open that still hits EMFILE gets EMFILE, later ones work;
   - memory: a directory handle is one fd (read at the kernel's offset, never copied); the
     inode table grows with what the kernel remembers (about 200 bytes per inode) and

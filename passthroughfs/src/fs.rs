@@ -20,7 +20,8 @@
 //!   through GETXATTR `system.posix_acl_*`. LISTXATTR hides `trusted.*` names from callers
 //!   without `CAP_SYS_ADMIN`, as ext4 does.
 //! - **Bounded fds.** Every inode the kernel remembers holds an `O_PATH` fd only while fewer
-//!   than half of `RLIMIT_NOFILE` are in use by inodes; beyond that, the least recently used
+//!   than `RLIMIT_NOFILE` minus a reserve (a quarter of it, at most 4,096) are in use by
+//!   inodes; beyond that, the least recently used
 //!   ones are closed and remembered as file handles (`name_to_handle_at`), reopened with
 //!   `open_by_handle_at` when used again. When an `open` still fails with `EMFILE`/`ENFILE`,
 //!   inode fds are shed and the call is tried once more; if it fails again only that request
@@ -104,7 +105,7 @@ pub struct Fs {
     clock: Mutex<FdClock>,
     /// Inode fds open now (root included).
     open_count: Arc<AtomicUsize>,
-    /// How many inode fds may stay open (half of `RLIMIT_NOFILE`).
+    /// How many inode fds may stay open (`RLIMIT_NOFILE` minus a reserve, see `with_root`).
     fd_budget: usize,
     /// An fd on each file system seen, for `open_by_handle_at`.
     mounts: Mutex<HashMap<u64, Arc<OwnedFd>>>,
@@ -154,15 +155,15 @@ impl Fs {
     }
 
     /// The file system over `root` (an fd of the source directory, from [`open_source`]).
-    /// The inode fd budget is three quarters of the soft `RLIMIT_NOFILE` at this call (the
-    /// rest is for the files clients open and the server's own fds; an open that hits the
-    /// limit sheds inode fds and tries again).
+    /// The inode fd budget is the soft `RLIMIT_NOFILE` at this call minus a reserve of a
+    /// quarter of it, at most 4,096 (for the files clients open and the server's own fds; an
+    /// open that hits the limit sheds inode fds and tries again).
     pub fn with_root(root: OwnedFd, opts: Options, dev: Option<Arc<OwnedFd>>) -> Result<Fs, Errno> {
         let st = rustix::fs::fstat(&root)?;
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .current
             .unwrap_or(1 << 20);
-        let fd_budget = usize::try_from(limit - limit / 4)
+        let fd_budget = usize::try_from(limit - (limit / 4).min(4096))
             .unwrap_or(usize::MAX)
             .max(32);
         let open_count = Arc::new(AtomicUsize::new(0));

@@ -87,8 +87,6 @@ fn mount(args: &Args) -> Result<(fuse_dev::Device, fuse_dev::Mount), Fatal> {
     Ok((device, mount))
 }
 
-/// Whether io_uring will be used: offered by the kernel, wanted, and the rings can be set up
-/// (checked before agreeing to it: once agreed, the kernel waits for every queue).
 /// The io_uring options of the command line (zero-copy is decided after INIT).
 fn ring_options(args: &Args, zero_copy: bool) -> uring::RingOptions {
     uring::RingOptions {
@@ -98,6 +96,9 @@ fn ring_options(args: &Args, zero_copy: bool) -> uring::RingOptions {
         zero_copy,
     }
 }
+
+/// Whether io_uring will be used: offered by the kernel, wanted, and the rings can be set up
+/// (checked before agreeing to it: once agreed, the kernel waits for every queue).
 
 fn choose_rings(
     args: &Args,

@@ -87,7 +87,7 @@ pub(crate) fn block_stop_signals() -> libc::sigset_t {
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit: inodes the kernel remembers keep an fd
-/// each, up to three quarters of the limit (see `fs`). Best effort.
+/// each, up to the limit minus a reserve (see `fs`). Best effort.
 pub(crate) fn raise_fd_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);

@@ -127,7 +127,6 @@ pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-/// Runs a command, inheriting stdio; fails with its exit status.
 /// The value of a `--seconds` option: a whole number above zero.
 pub(crate) fn positive_seconds(value: Option<&str>) -> Result<u64, String> {
     value
@@ -136,6 +135,7 @@ pub(crate) fn positive_seconds(value: Option<&str>) -> Result<u64, String> {
         .ok_or_else(|| "--seconds needs a positive number".into())
 }
 
+/// Runs a command, inheriting stdio; fails with its exit status.
 pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     println!("xtask: running {cmd:?}");
     let status = cmd

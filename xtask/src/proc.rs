@@ -54,8 +54,9 @@ fn parse_stat(stat: &str) -> Option<CpuTicks> {
 }
 
 /// Context switches of process `pid` so far, summed over its threads: `voluntary_ctxt_switches`
-/// plus `nonvoluntary_ctxt_switches` of every `/proc/<pid>/task/<tid>/status` (a thread that
-/// ended meanwhile is not counted). A FUSE server thread switches at least once per request it
+/// plus `nonvoluntary_ctxt_switches` of every `/proc/<pid>/task/<tid>/status`: the threads
+/// alive now (unlike the CPU time of `/proc/<pid>/stat`, a thread that ended no longer counts,
+/// so a difference across a thread's exit undercounts). A FUSE server thread switches at least once per request it
 /// waits for, so this counts how often the server slept and was woken.
 pub(crate) fn context_switches(pid: u32) -> io::Result<u64> {
     let mut total = 0;

@@ -218,9 +218,11 @@ pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
                 );
             }
             "--variant" => {
-                variants.push(parse_variant(
-                    it.next().ok_or("bench: --variant needs NAME=ARGS")?,
-                )?);
+                let v = parse_variant(it.next().ok_or("bench: --variant needs NAME=ARGS")?)?;
+                if variants.iter().any(|x: &Variant| x.name == v.name) {
+                    return Err(format!("bench: --variant {} given twice", v.name));
+                }
+                variants.push(v);
             }
             other => {
                 return Err(format!(
@@ -230,6 +232,17 @@ pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
         }
     }
     let mode = mode.unwrap_or(Mode::Full);
+    if let Some(v) = variants.iter().find(|v| {
+        !systems.is_some_and(|list| {
+            list.split(',')
+                .any(|s| s.ends_with(&format!("@{}", v.name)))
+        })
+    }) {
+        return Err(format!(
+            "bench: --variant {} is used by no SYSTEM@{} in --systems",
+            v.name, v.name
+        ));
+    }
     let systems = match systems {
         None => default_systems(mode),
         Some(list) => {
@@ -249,6 +262,9 @@ pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
         None => vec![true; super::WORKLOADS.len()],
         Some(list) => {
             let ids: Vec<&str> = list.split(',').filter(|n| !n.is_empty()).collect();
+            if ids.is_empty() {
+                return Err("bench: --workloads needs at least one workload".into());
+            }
             for id in &ids {
                 if !super::WORKLOADS.iter().any(|w| w.id == *id) {
                     return Err(format!(
@@ -273,4 +289,74 @@ pub(super) fn parse(args: &[&str]) -> Result<Options, String> {
         systems,
         workloads,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_workloads_and_reps_parse_and_bad_ones_are_refused() {
+        let o = parse(&[
+            "--quick",
+            "--reps",
+            "3",
+            "--workloads",
+            "stat-1proc,open-read-close",
+            "--variant",
+            "d8=--queue-depth 8",
+            "--systems",
+            "libfuse-uring,uring-served@d8,uring-served",
+        ])
+        .unwrap();
+        assert_eq!(o.plan.reps, 3);
+        let names: Vec<&str> = o.systems.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            ["native", "uring-served@d8", "uring-served", "libfuse-uring"]
+        );
+        let d8 = o.systems[1];
+        assert_eq!(d8.extra, ["--queue-depth", "8"]);
+        assert!(d8.server_args().ends_with(&["--queue-depth", "8"]));
+        let chosen: Vec<&str> = super::super::WORKLOADS
+            .iter()
+            .zip(&o.workloads)
+            .filter(|(_, on)| **on)
+            .map(|(w, _)| w.id)
+            .collect();
+        assert_eq!(chosen, ["stat-1proc", "open-read-close"]);
+
+        for (args, want) in [
+            (&["--workloads", ","][..], "at least one workload"),
+            (&["--workloads", "stat"][..], "unknown workload \"stat\""),
+            (&["--reps", "0"][..], "expected 1..20"),
+            (
+                &[
+                    "--variant",
+                    "a=x",
+                    "--variant",
+                    "a=y",
+                    "--systems",
+                    "uring-served@a",
+                ][..],
+                "given twice",
+            ),
+            (
+                &["--variant", "a=x", "--systems", "uring-served"][..],
+                "used by no SYSTEM@a",
+            ),
+            (
+                &["--systems", "uring-served@b"][..],
+                "no --variant b=... given",
+            ),
+            (
+                &["--variant", "n=x", "--systems", "native@n"][..],
+                "native has no server",
+            ),
+            (&["--variant", "=x"][..], "expected NAME=ARGS"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
 }

@@ -271,12 +271,17 @@ pub(crate) fn markdown(run: &Run) -> String {
                                     1e6 * t as f64 / run.clk_tck as f64 / work.max(1e-9)
                                 })
                                 .collect();
-                            let switches_per_unit: Vec<f64> = c
-                                .switches
-                                .iter()
-                                .zip(&c.work)
-                                .map(|(&n, work)| n as f64 / work.max(1e-9))
-                                .collect();
+                            // Only when every repetition has its count (they pair by index).
+                            let switches_per_unit: Vec<f64> = if c.switches.len() == c.work.len()
+                            {
+                                c.switches
+                                    .iter()
+                                    .zip(&c.work)
+                                    .map(|(&n, work)| n as f64 / work.max(1e-9))
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            };
                             let mut text = format!(
                                 "{:.2} s ({:.0}%), {:.1} µs/{}",
                                 super::median(&secs).unwrap_or(0.0),
