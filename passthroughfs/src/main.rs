@@ -99,7 +99,6 @@ fn ring_options(args: &Args, zero_copy: bool) -> uring::RingOptions {
 
 /// Whether io_uring will be used: offered by the kernel, wanted, and the rings can be set up
 /// (checked before agreeing to it: once agreed, the kernel waits for every queue).
-
 fn choose_rings(
     args: &Args,
     kernel: &fuse_wire::KernelInit,

@@ -272,8 +272,7 @@ pub(crate) fn markdown(run: &Run) -> String {
                                 })
                                 .collect();
                             // Only when every repetition has its count (they pair by index).
-                            let switches_per_unit: Vec<f64> = if c.switches.len() == c.work.len()
-                            {
+                            let switches_per_unit: Vec<f64> = if c.switches.len() == c.work.len() {
                                 c.switches
                                     .iter()
                                     .zip(&c.work)
