@@ -114,6 +114,9 @@ pub struct Fs {
     /// `st_dev` of our own mount, when the server sees the source itself (no private copy):
     /// LOOKUP then refuses to enter it (see [`Fs::guard_own_mount`]).
     own_dev: Option<u64>,
+    /// `/proc/self/fd`, opened once: OPEN and ACCESS reach an inode through its `O_PATH` fd's
+    /// entry there without building the path per request.
+    proc_fds: OwnedFd,
     /// Request and data-path counters.
     pub stats: Stats,
 }
@@ -132,6 +135,27 @@ impl std::fmt::Debug for Fs {
 
 fn proc_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The name of `fd` in `/proc/self/fd`, written into `buf`: the per-request form of
+/// [`proc_path`], without allocating, for use with [`Fs`]'s fd on that directory.
+fn fd_name<'b>(fd: BorrowedFd<'_>, buf: &'b mut [u8; 10]) -> &'b str {
+    decimal(fd.as_raw_fd().unsigned_abs(), buf)
+}
+
+/// `n` in decimal, written at the end of `buf` (a u32 has at most 10 digits).
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or("")
 }
 
 fn file_type_bits(st: &rustix::fs::Stat) -> u32 {
@@ -184,6 +208,11 @@ impl Fs {
             &open_count,
             2,
         ));
+        let proc_fds = rustix::fs::open(
+            "/proc/self/fd",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let mut tables = Tables {
             next_id: fuse_wire::ROOT_ID + 1,
             ..Tables::default()
@@ -202,6 +231,7 @@ impl Fs {
             mounts: Mutex::new(mounts),
             fault_errno: None,
             own_dev: None,
+            proc_fds,
             stats: Stats::default(),
         })
     }
@@ -282,7 +312,13 @@ impl Fs {
                 let inode = self.inode(id)?;
                 let fd = self.path_fd(id, &inode)?;
                 let access = rustix::fs::Access::from_bits_truncate(arg.mask);
-                rustix::fs::access(proc_path(fd.as_fd()), access)?;
+                let mut name = [0; 10];
+                rustix::fs::accessat(
+                    &self.proc_fds,
+                    fd_name(fd.as_fd(), &mut name),
+                    access,
+                    AtFlags::empty(),
+                )?;
                 Ok(Outcome::Reply(0))
             }
             Operation::Open(arg) => self.open(id, &arg, out),
@@ -392,18 +428,21 @@ impl Fs {
         }
         let inode = self.inode(id)?;
         let fd = self.path_fd(id, &inode)?;
-        let path = proc_path(fd.as_fd());
+        let mut name = [0; 10];
+        let name = fd_name(fd.as_fd(), &mut name);
         // O_NONBLOCK: a lease held by someone else makes this fail with EAGAIN at once
         // (and starts the lease break) instead of waiting up to lease-break-time.
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let file = retry_fds(
             || self.shed(),
             || {
-                rustix::fs::open(&path, flags | OFlags::NOATIME, Mode::empty()).or_else(|e| match e
-                {
-                    Errno::PERM => rustix::fs::open(&path, flags, Mode::empty()),
-                    e => Err(e),
-                })
+                let proc = &self.proc_fds;
+                rustix::fs::openat(proc, name, flags | OFlags::NOATIME, Mode::empty()).or_else(
+                    |e| match e {
+                        Errno::PERM => rustix::fs::openat(proc, name, flags, Mode::empty()),
+                        e => Err(e),
+                    },
+                )
             },
         )?;
         let mut backing = None;
@@ -447,4 +486,27 @@ fn pread_full(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, 
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod proc_name_tests {
+    use super::*;
+
+    #[test]
+    fn fd_names_are_the_decimal_numbers() {
+        let mut buf = [0; 10];
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let fd = file.as_fd();
+        assert_eq!(fd_name(fd, &mut buf), fd.as_raw_fd().to_string());
+        for (n, want) in [
+            (0, "0"),
+            (7, "7"),
+            (10, "10"),
+            (4_095, "4095"),
+            (u32::MAX, "4294967295"),
+        ] {
+            let mut buf = [0; 10];
+            assert_eq!(decimal(n, &mut buf), want);
+        }
+    }
 }
