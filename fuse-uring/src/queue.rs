@@ -315,14 +315,23 @@ impl Queue {
         .build()
         .user_data(user_data)
         .into();
+        // The read targets a kernel-registered buffer (the client's pages, no memory of
+        // ours) and `file`, which io_uring takes a reference to when it issues the read.
+        self.push_other(&sqe)
+    }
+
+    /// Pushes an SQE that is not an entry command and refers to no memory of this process
+    /// (zero-copy reads into kernel-registered buffers, polls), submitting once if the
+    /// submission queue is full.
+    fn push_other(&self, sqe: &squeue::Entry128) -> io::Result<()> {
         for _ in 0..2 {
             let pushed = {
                 // SAFETY: no other `SubmissionQueue` of this ring exists (as in `push`).
                 let mut sq = unsafe { self.ring.submission_shared() };
-                // SAFETY: the read targets a kernel-registered buffer (the client's pages,
-                // no memory of ours) and `file`, which io_uring takes a reference to when it
-                // issues the read.
-                unsafe { sq.push(&sqe) }.is_ok()
+                // SAFETY: the callers build SQEs that touch no memory of this process (a
+                // fixed-buffer read into the client's pages, a poll), and io_uring holds a
+                // reference to their files while they are in flight.
+                unsafe { sq.push(sqe) }.is_ok()
             };
             if pushed {
                 return Ok(());
@@ -332,8 +341,41 @@ impl Queue {
         Err(io::Error::other("io_uring submission queue full"))
     }
 
+    /// Pushes a one-shot poll for `fd` becoming readable (`IORING_OP_POLL_ADD` with
+    /// `POLLIN`), with `user_data`, to be submitted by the next [`submit`](Queue::submit) or
+    /// [`wait`](Queue::wait). Its completion (the ready events, or `-errno`) comes back through
+    /// [`other_completions`](Queue::other_completions), and it wakes a thread blocked in
+    /// [`wait`](Queue::wait): this is how another thread wakes a queue's thread (an eventfd
+    /// written from anywhere), for example to hand it a deferred reply or to stop it. Poll
+    /// again after each completion. Linux 5.1.
+    ///
+    /// Safe: a poll names an fd and touches no memory of this process; io_uring holds a
+    /// reference to the file until the poll completes or the ring is closed.
+    ///
+    /// # Errors
+    /// `InvalidInput` when `user_data` is an entry's (use a small integer); the
+    /// `io_uring_enter(2)` error when the submission queue is full and submitting fails.
+    pub fn poll_readable(&self, fd: std::os::fd::BorrowedFd<'_>, user_data: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if self.buffers.owns(user_data) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "user_data of an entry",
+            ));
+        }
+        let sqe: squeue::Entry128 =
+            io_uring::opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(user_data)
+                .into();
+        self.push_other(&sqe)
+    }
+
     /// Takes the completions of SQEs that were not entry commands (for example
-    /// [`zero_copy_read`](Queue::zero_copy_read)): `(user_data, result)`, in order.
+    /// [`zero_copy_read`](Queue::zero_copy_read) and [`poll_readable`](Queue::poll_readable)):
+    /// `(user_data, result)`, in order. They are set aside while
+    /// [`completions`](Queue::completions) drains the completion queue, so take them after
+    /// draining it.
     pub fn other_completions(&self) -> impl Iterator<Item = (u64, i32)> + '_ {
         std::iter::from_fn(|| self.others.borrow_mut().pop_front())
     }
@@ -544,6 +586,36 @@ mod tests {
         assert_eq!(seen, [Command::Register, Command::CommitAndFetch]);
         assert_eq!(queue.in_kernel(), 0);
         assert!(queue.next_completion().is_none());
+    }
+
+    /// A poll on an eventfd completes only once the eventfd is written, and comes back as an
+    /// "other" completion with its user_data, waking `wait`.
+    #[test]
+    fn poll_readable_wakes_wait_when_written() {
+        use std::os::fd::AsFd;
+        let queue = Queue::new(buffers(1), Ring::builder().build(2).unwrap()).unwrap();
+        let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        assert!(queue.poll_readable(efd.as_fd(), 2).is_ok());
+        queue.wait(Some(Duration::from_millis(50))).unwrap();
+        assert_eq!(queue.completions().count(), 0);
+        assert_eq!(queue.other_completions().count(), 0, "not readable yet");
+        rustix::io::write(&efd, &1u64.to_ne_bytes()).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..50 {
+            queue.wait(Some(Duration::from_millis(100))).unwrap();
+            assert_eq!(queue.completions().count(), 0, "no entry was registered");
+            got.extend(queue.other_completions());
+            if !got.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 2);
+        assert_eq!(got[0].1 & libc::POLLIN as i32, libc::POLLIN as i32);
+        // An entry's user_data is refused.
+        let own = queue.buffers().take_entries().unwrap().next().unwrap();
+        let ud = own.register().get_user_data();
+        assert!(queue.poll_readable(efd.as_fd(), ud).is_err());
     }
 
     #[test]
