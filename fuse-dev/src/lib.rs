@@ -15,18 +15,14 @@
 //! | reply, notify | [`Channel::reply`], [`Channel::reply_error`], [`Channel::notify`] | one `writev`/`write` | 2.6.14 |
 //! | INIT | [`Channel::handshake`], or [`Channel::read_init`] + [`Channel::reply_init`] (io_uring order) | `read`, `writev` | 7.36+ served (5.17) |
 //!
-//! # Hello world
+//! # Serving a connection
 //!
-//! A complete server in one file, without `unsafe` (this is `examples/hello.rs`; run it with
-//! `cargo run --example hello -- MOUNTPOINT`, stop it with `fusermount3 -u MOUNTPOINT`):
-//! LOOKUP, GETATTR, OPEN, READ and READDIR decoded and answered with `fuse-wire`, carried by
-//! FUSE-over-io_uring (`fuse-uring`) when the kernel offers it and every queue can be set up,
-//! else by a [`Channel`]. As root it mounts with `mount(2)`, otherwise through `fusermount3`
-//! ([`Mount::auto`]). The kernel test `tests/hello.rs` runs this same file over both
-//! transports, as root and as an unprivileged user; `cargo xtask hello-fresh` builds and runs
-//! a copy of it in a new cargo project outside this workspace.
-//!
-#![doc = concat!("```no_run\n", include_str!("../examples/hello.rs"), "```")]
+//! A server does not need to write its serve loop on these pieces: the `fuse-session` crate
+//! serves a connection in one call (INIT in the order FUSE-over-io_uring needs, the choice
+//! of transport, worker and queue threads, INTERRUPT, deferred replies, notifications,
+//! shutdown), around a handler; its crate docs hold a complete hello-world server. This
+//! crate is for servers and libraries that drive `/dev/fuse` themselves. The INIT order they
+//! must follow is the one of [`Channel::read_init`].
 //!
 //! # Mounts are identified by what they are
 //!

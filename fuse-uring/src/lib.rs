@@ -127,16 +127,24 @@
 //!
 //! # Serving a connection: the intended pattern
 //!
-//! 1. Mount, read INIT from `/dev/fuse`, call [`check_init`]; reply with
-//!    `FUSE_OVER_IO_URING` set (plus `FUSE_INIT_EXT`, as it is a `flags2` bit).
-//! 2. Right away, start one thread per queue id of [`queue_ids`] (one per *possible* CPU).
-//!    Each thread creates its own [`QueueBuffers`] (with [`payload_size`] of the INIT reply)
-//!    and its own ring ([`ring_builder`], created on that thread), puts them in a [`Queue`],
-//!    registers all its entries, then loops as above. **Every** queue needs a registered entry before the kernel switches
-//!    the connection to the ring, and until then new requests *block* — so register promptly;
-//!    if a REGISTER fails the kernel falls back to `/dev/fuse` `read(2)` for the connection.
-//!    The kernel puts a request on the queue of the CPU the requesting task runs on, so
-//!    pinning the thread of queue `q` to CPU `q` keeps the work local.
+//! The `fuse-session` crate does all of this for a handler; this is the order it follows,
+//! and the one `fuse-dev`'s `Channel::read_init` documents:
+//!
+//! 1. Mount, read INIT from `/dev/fuse` (do not answer yet), call [`check_init`].
+//! 2. Start one thread per queue id of [`queue_ids`] (one per *possible* CPU), pinned to its
+//!    CPU (the kernel puts a request on the queue of the CPU the requesting task runs on).
+//!    Each thread creates its own [`QueueBuffers`] (with the payload size that the INIT reply
+//!    will carry: `fuse_wire::Negotiated::uring_payload_size`) and its own ring
+//!    ([`ring_builder`]: single issuer, so it must be created on the thread that submits),
+//!    puts them in a [`Queue`], says it is ready, and waits. Nothing is registered yet: the
+//!    kernel refuses REGISTER before INIT is answered (`EAGAIN`).
+//! 3. Only if every queue is ready, answer INIT with `FUSE_OVER_IO_URING` (plus
+//!    `FUSE_INIT_EXT`, as it is a `flags2` bit); if one is not, answer without it, end the
+//!    threads and serve `/dev/fuse`.
+//! 4. Let every thread register all its entries, then loop as above. **Every** queue needs
+//!    a registered entry before the kernel switches the connection to the ring, and until
+//!    then new requests *block*: a queue that fails after INIT must abort the connection
+//!    (fusectl `abort`), or the mount hangs.
 //! 3. Keep one thread reading `/dev/fuse`: FORGET, BATCH_FORGET and INTERRUPT still arrive
 //!    there, and notifications (`unique = 0`) must still be written there.
 //! 4. Nothing is allocated on the request path: tokens are moved, SQEs built on the stack,

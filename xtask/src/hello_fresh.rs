@@ -1,6 +1,7 @@
-//! `cargo xtask hello-fresh`: the hello-world server of fuse-dev's crate docs
-//! (`fuse-dev/examples/hello.rs`), copied into a new cargo project outside the workspace
-//! with path dependencies on `fuse-dev` and `fuse-uring`, as a user would start; built with
+//! `cargo xtask hello-fresh`: the hello-world server of fuse-session's crate docs
+//! (`fuse-session/examples/hello.rs`), copied into a new cargo project outside the workspace
+//! with path dependencies on `fuse-session`, `fuse-dev` and `fuse-wire`, as a user would
+//! start; built with
 //! the crates' default features; and, as root, run for real: mounted on a temporary
 //! directory, listed and read, unmounted, its exit and transport checked.
 
@@ -15,7 +16,7 @@ use crate::{is_root, run};
 const EXPECTED: &str = "Hello, world!\n";
 
 pub(crate) fn hello_fresh(root: &Path) -> Result<(), String> {
-    let example = root.join("fuse-dev/examples/hello.rs");
+    let example = root.join("fuse-session/examples/hello.rs");
     let source = fs::read_to_string(&example)
         .map_err(|e| format!("cannot read {}: {e}", example.display()))?;
     // What the user's code must be: short, and free of `unsafe`.
@@ -42,10 +43,12 @@ fn build_and_run(root: &Path, project: &Path, source: &str) -> Result<(), String
     fs::create_dir_all(project.join("src")).map_err(|e| io("create the project", e))?;
     let manifest = format!(
         "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
-         [dependencies]\nfuse-dev = {{ path = {:?} }}\nfuse-uring = {{ path = {:?} }}\n\n\
+         [dependencies]\nfuse-session = {{ path = {:?} }}\nfuse-dev = {{ path = {:?} }}\n\
+         fuse-wire = {{ path = {:?} }}\nlibc = \"0.2\"\n\n\
          # Not part of any workspace.\n[workspace]\n",
+        root.join("fuse-session"),
         root.join("fuse-dev"),
-        root.join("fuse-uring"),
+        root.join("fuse-wire"),
     );
     fs::write(project.join("Cargo.toml"), manifest).map_err(|e| io("write Cargo.toml", e))?;
     fs::write(project.join("src/main.rs"), source).map_err(|e| io("write main.rs", e))?;
@@ -66,9 +69,10 @@ fn build_and_run(root: &Path, project: &Path, source: &str) -> Result<(), String
         return Ok(());
     }
     let uring = testkit::uring_enabled();
-    let mut transports = vec![("/dev/fuse", true)];
+    // As the example prints them (`Transport`'s Debug names).
+    let mut transports = vec![("Dev", true)];
     if uring {
-        transports.push(("io_uring", false));
+        transports.push(("Uring", false));
     }
     for (transport, dev_only) in transports {
         serve_once(project, &binary, transport, dev_only)?;

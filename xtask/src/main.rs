@@ -50,7 +50,7 @@ commands:
                              every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
                              when missing) for N seconds each (default 60; --smoke: 10, CI),
                              after replaying fuzz/regressions/; prints runs and corpus sizes
-  hello-fresh                fuse-dev's hello-world server copied into a new cargo project
+  hello-fresh                fuse-session's hello-world server copied into a new cargo project
                              outside the workspace (path dependencies), built, and as
                              root run for real: mounted, read, unmounted
   miri                       the pure parts of fuse-kernel-sys, fuse-backing and fuse-uring

@@ -64,7 +64,7 @@ const KERNELS: [KernelSpec; 4] = [
 ];
 
 /// The kernel-test binaries: (package, integration-test target). Not here: passthroughfs's
-/// `harden` and fuse-dev's `hello` and `unprivileged`, which need `useradd`, `setpriv`,
+/// `harden`, fuse-session's `hello` and fuse-dev's `unprivileged`, which need `useradd`, `setpriv`,
 /// `prlimit` and `fusermount3` (the guest has busybox only).
 const TEST_BINARIES: [(&str, &str); 15] = [
     ("abi-tests", "live_kernel"),

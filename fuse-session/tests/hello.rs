@@ -1,5 +1,5 @@
 //! Kernel test of the hello-world server of the crate docs (`examples/hello.rs`, compiled
-//! into this test as a module: the same code), for real, over both transports: as root
+//! into this test as a module: the same code), for real, over both transports of a session: as root
 //! (mount(2)) and as a throwaway unprivileged user (fusermount3). Each run mounts, lists the
 //! directory, reads the file, unmounts (umount2 as root, `fusermount3 -u -z` as the user)
 //! and checks that the server ended on its own and said which transport carried the
@@ -7,6 +7,8 @@
 //!
 //! `harness = false`: the unprivileged runs are this binary again, run as the user.
 
+// The unprivileged-user harness is fuse-dev's (the same workspace).
+#[path = "../../fuse-dev/tests/common/mod.rs"]
 mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/hello.rs"]
@@ -18,6 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use common::user::{self, User};
+use fuse_session::Transport;
 use testkit::Needs;
 
 fn main() -> ExitCode {
@@ -39,8 +42,12 @@ fn main() -> ExitCode {
 fn exercise(dir: &Path, transport: &str, fusermount: bool) -> Result<(), String> {
     let server = {
         let dir = dir.to_owned();
-        let uring = transport == "io_uring";
-        std::thread::spawn(move || hello::run(&dir, uring).map_err(|e| e.to_string()))
+        let chosen = if transport == "io_uring" {
+            Transport::Uring
+        } else {
+            Transport::Dev
+        };
+        std::thread::spawn(move || hello::run(&dir, chosen).map_err(|e| e.to_string()))
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !fuse_dev::is_mount_point(dir).unwrap_or(false) && !server.is_finished() {
@@ -83,7 +90,11 @@ fn exercise(dir: &Path, transport: &str, fusermount: bool) -> Result<(), String>
     if missing != Err(Some(rustix::io::Errno::NOENT.raw_os_error())) {
         return Err(format!("missing name: {missing:?}"));
     }
-    let served = served?;
+    let served = match served?.transport {
+        Transport::Uring => "io_uring",
+        Transport::Dev => "/dev/fuse",
+        Transport::Auto => "neither",
+    };
     if served == transport {
         Ok(())
     } else {

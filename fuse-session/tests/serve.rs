@@ -1,0 +1,209 @@
+//! A session served to the running kernel over each transport: requests answered in place,
+//! a handler that panics, a deferred reply dropped unanswered, a deferred request
+//! interrupted by a signal, and a stop that ends every thread.
+//!
+//! Each test starts with `testkit::kernel_test`: root and `/dev/fuse` (and FUSE-over-io_uring
+//! for the io_uring tests), else a printed skip (a failure under
+//! `FUSE_TESTS_REQUIRE_KERNEL=1` where the kernel should support it).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use fuse_session::{BackgroundSession, Reply, Session, Transport};
+use fuse_wire::{OpenOut, Operation, Request, reply, sys};
+use rustix::io::Errno;
+use testkit::Needs;
+
+const HELLO: &[u8] = b"Hello from a session\n";
+const ROOT: u64 = sys::FUSE_ROOT_ID;
+const HELLO_INO: u64 = 2;
+/// READ defers and waits (up to a minute) for an INTERRUPT.
+const SLOW_INO: u64 = 3;
+/// READ defers and drops the reply.
+const DROPPED_INO: u64 = 4;
+
+/// What the handler saw, for the tests to check.
+#[derive(Debug, Default)]
+struct Seen {
+    slow_started: AtomicBool,
+    slow_interrupted: AtomicBool,
+}
+
+fn attr(ino: u64) -> sys::fuse_attr {
+    let (mode, size, nlink) = match ino {
+        ROOT => (libc::S_IFDIR | 0o755, 0, 2),
+        HELLO_INO => (libc::S_IFREG | 0o444, HELLO.len() as u64, 1),
+        _ => (libc::S_IFREG | 0o444, 4096, 1),
+    };
+    sys::fuse_attr {
+        ino,
+        mode,
+        size,
+        nlink,
+        ..Default::default()
+    }
+}
+
+fn handle(seen: &Arc<Seen>, request: &Request<'_>, reply: Reply<'_>) {
+    let ino = request.nodeid();
+    match request.operation() {
+        Operation::Lookup { name } if ino == ROOT => {
+            let child = match name.to_bytes() {
+                b"hello" => HELLO_INO,
+                b"slow" => SLOW_INO,
+                b"dropped" => DROPPED_INO,
+                b"panic" => panic!("a handler bug"),
+                _ => return reply.error(Errno::NOENT),
+            };
+            let timeout = Duration::ZERO;
+            reply.entry(&reply::entry_out(child, 0, attr(child), timeout, timeout));
+        }
+        Operation::Getattr(_) => reply.attr(&reply::attr_out(attr(ino), Duration::ZERO)),
+        Operation::Open(_) => reply.open(&OpenOut::new(ino).flags(sys::FOPEN_DIRECT_IO)),
+        Operation::Read(read) if ino == HELLO_INO => {
+            let start = (read.offset as usize).min(HELLO.len());
+            let end = (start + read.size as usize).min(HELLO.len());
+            reply.with_buffer(read.size as usize, |out| {
+                out[..end - start].copy_from_slice(&HELLO[start..end]);
+                Ok(end - start)
+            });
+        }
+        Operation::Read(_) if ino == SLOW_INO => {
+            let reply = reply.defer();
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                seen.slow_started.store(true, Ordering::SeqCst);
+                if reply.wait_interrupted(Duration::from_secs(60)) {
+                    seen.slow_interrupted.store(true, Ordering::SeqCst);
+                }
+                // Already answered EINTR by the session when interrupted: this is dropped.
+                reply.data(b"too late\n");
+            });
+        }
+        Operation::Read(_) if ino == DROPPED_INO => drop(reply.defer()),
+        Operation::Flush(_) | Operation::Release(_) => reply.ok(),
+        _ => reply.error(Errno::NOSYS),
+    }
+}
+
+struct Served {
+    session: Option<BackgroundSession>,
+    dir: PathBuf,
+    seen: Arc<Seen>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        drop(self.session.take());
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn start(transport: Transport, tag: &str) -> Served {
+    let dir = testkit::temp_dir(tag).expect("temporary mount point");
+    let seen = Arc::new(Seen::default());
+    let options = fuse_dev::MountOptions::new().subtype("session-test");
+    let for_handler = seen.clone();
+    let session = Session::mount(&dir, &options)
+        .expect("mount")
+        .transport(transport)
+        .workers(2)
+        .spawn(move |request: &Request<'_>, reply: Reply<'_>| handle(&for_handler, request, reply))
+        .expect("the session starts");
+    Served {
+        session: Some(session),
+        dir,
+        seen,
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw_os_error)
+}
+
+fn served_in_place_and_after_a_panic(served: &Served) {
+    let hello = served.dir.join("hello");
+    assert_eq!(std::fs::read(&hello).expect("read hello"), HELLO);
+    let panicked = std::fs::metadata(served.dir.join("panic")).expect_err("a panic is an error");
+    assert_eq!(errno_of(&panicked), Some(Errno::IO), "{panicked}");
+    // The session serves on.
+    assert_eq!(std::fs::read(&hello).expect("read hello again"), HELLO);
+    let dropped = std::fs::read(served.dir.join("dropped")).expect_err("a dropped reply");
+    assert_eq!(errno_of(&dropped), Some(Errno::IO), "{dropped}");
+}
+
+fn interrupted_by_a_signal(served: &Served) {
+    let slow = served.dir.join("slow");
+    let mut reader = std::process::Command::new("cat")
+        .arg(&slow)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("cat starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !served.seen.slow_started.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the slow READ never reached the handler"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = rustix::process::Pid::from_raw(reader.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = reader.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the interrupted READ was not answered"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(!status.success(), "cat was killed by SIGINT: {status:?}");
+    // The handler's thread sees the interrupt too.
+    while !served.seen.slow_interrupted.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the handler never saw it"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn stopped(mut served: Served, transport: Transport) {
+    let session = served.session.take().expect("running");
+    let report = session.stop().expect("the session ends cleanly");
+    assert_eq!(report.transport, transport);
+    let lookups = report
+        .requests
+        .iter()
+        .find(|(opcode, _)| *opcode == sys::FUSE_LOOKUP)
+        .map_or(0, |(_, n)| *n);
+    assert!(lookups >= 4, "LOOKUPs counted: {report:?}");
+    assert!(!testkit::is_mount_point(Path::new(&served.dir)));
+}
+
+#[test]
+fn dev_transport_serves_a_handler() {
+    let Some(_test) = testkit::kernel_test(Needs::Kernel) else {
+        return;
+    };
+    let served = start(Transport::Dev, "session-dev");
+    served_in_place_and_after_a_panic(&served);
+    interrupted_by_a_signal(&served);
+    stopped(served, Transport::Dev);
+}
+
+#[test]
+fn uring_transport_serves_a_handler() {
+    let Some(_test) = testkit::kernel_test(Needs::Uring) else {
+        return;
+    };
+    let served = start(Transport::Uring, "session-uring");
+    served_in_place_and_after_a_panic(&served);
+    interrupted_by_a_signal(&served);
+    stopped(served, Transport::Uring);
+}
