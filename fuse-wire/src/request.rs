@@ -179,6 +179,16 @@ impl<'a> Request<'a> {
     ) -> Result<Request<'a>, DecodeError> {
         let fixed = fixed_arg_size(header.opcode, protocol)
             .ok_or_else(|| DecodeError::new(DecodeErrorKind::UnknownOpcode).of(header))?;
+        // NOTIFY_REPLY's first argument is empty in the kernel (6.14 to at least 6.18), so
+        // over io_uring its fuse_notify_retrieve_in is not in op_in but at the start of the
+        // payload, which then holds everything after the header.
+        let whole = (header.len as usize).checked_sub(size_of::<sys::fuse_in_header>());
+        if header.opcode == sys::FUSE_NOTIFY_REPLY && fixed > 0 && whole == Some(payload.len()) {
+            let (arg, rest) = payload.split_at_checked(fixed).ok_or_else(|| {
+                DecodeError::short("fixed argument", fixed, payload.len()).of(header)
+            })?;
+            return Self::decode(*header, arg, rest, protocol);
+        }
         let arg = op_in
             .get(..fixed)
             .ok_or_else(|| DecodeError::short("op_in", fixed, op_in.len()).of(header))?;

@@ -304,3 +304,27 @@ fn init_from_the_kernel() {
     };
     assert_eq!(init.minor, 26);
 }
+
+#[test]
+fn notify_reply_over_io_uring_has_its_argument_in_the_payload() {
+    // fuse_notify_retrieve_in: dummy1, offset 8192, size 3, dummy2, dummy3, dummy4.
+    let mut arg = u64s(&[0, 8192]);
+    arg.extend(u32s(&[3, 0]));
+    arg.extend(u64s(&[0, 0]));
+    assert_eq!(arg.len(), 40);
+    let buf = request(sys::FUSE_NOTIFY_REPLY, 77, 2, 0, &[&arg, b"xyz"]);
+    let r = Request::parse(&buf, Protocol::default()).unwrap();
+    let Operation::NotifyReply { arg: got, data } = *r.operation() else {
+        panic!("{r:?}")
+    };
+    assert_eq!((got.offset, got.size, data), (8192, 3, &b"xyz"[..]));
+    // What the kernel writes to a ring entry (seen on 6.18): op_in untouched (here: garbage
+    // from an earlier request), the whole argument list in the payload.
+    let (header, _, _) = split(&buf, 40);
+    let stale_op_in = [0xAAu8; 128];
+    let payload = buf[size_of::<sys::fuse_in_header>()..].to_vec();
+    assert_eq!(
+        Request::parse_split(&header, &stale_op_in, &payload, Protocol::default()).unwrap(),
+        r
+    );
+}
