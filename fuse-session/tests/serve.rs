@@ -102,6 +102,10 @@ impl Drop for Served {
 }
 
 fn start(transport: Transport, tag: &str) -> Served {
+    start_with_grace(transport, tag, Duration::from_secs(2))
+}
+
+fn start_with_grace(transport: Transport, tag: &str, grace: Duration) -> Served {
     let dir = testkit::temp_dir(tag).expect("temporary mount point");
     let seen = Arc::new(Seen::default());
     let options = fuse_dev::MountOptions::new().subtype("session-test");
@@ -110,6 +114,7 @@ fn start(transport: Transport, tag: &str) -> Served {
         .expect("mount")
         .transport(transport)
         .workers(2)
+        .shutdown_grace(grace)
         .spawn(move |request: &Request<'_>, reply: Reply<'_>| handle(&for_handler, request, reply))
         .expect("the session starts");
     Served {
@@ -206,4 +211,73 @@ fn uring_transport_serves_a_handler() {
     served_in_place_and_after_a_panic(&served);
     interrupted_by_a_signal(&served);
     stopped(served, Transport::Uring);
+}
+
+/// STORE puts data in the kernel's page cache of an inode; RETRIEVE gets it back through a
+/// NOTIFY_REPLY that the session routes to the waiting caller.
+fn notifications_reach_the_kernel(served: &Served) {
+    // The kernel must know the inode: look it up.
+    assert_eq!(
+        std::fs::read(served.dir.join("hello")).expect("read"),
+        HELLO
+    );
+    let notifier = served
+        .session
+        .as_ref()
+        .and_then(|s| s.handle().notifier())
+        .expect("a notifier after INIT");
+    // The whole file, so that the kernel marks the page up to date.
+    let stored = b"Stored over a notify\n";
+    assert_eq!(stored.len(), HELLO.len());
+    notifier.store(HELLO_INO, 0, stored).expect("STORE");
+    let (offset, data) = notifier
+        .retrieve(HELLO_INO, 0, 4096, Duration::from_secs(10))
+        .expect("RETRIEVE answered");
+    assert_eq!(offset, 0);
+    assert_eq!(data, stored);
+    // An inode the kernel does not have.
+    assert_eq!(notifier.inval_inode(999_999, 0, 0), Err(Errno::NOENT));
+    assert_eq!(notifier.inval_entry(ROOT, b"a/b"), Err(Errno::INVAL));
+}
+
+/// A file held open keeps a lazily unmounted connection alive: stop aborts it after the
+/// grace, so the session still ends, and the holder then gets ENOTCONN.
+fn stop_is_bounded_with_a_file_held_open(transport: Transport, tag: &str) {
+    let mut served = start_with_grace(transport, tag, Duration::from_millis(300));
+    let held = std::fs::File::open(served.dir.join("hello")).expect("open");
+    let session = served.session.take().expect("running");
+    let start = Instant::now();
+    let report = session.stop().expect("the session ends");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "the grace was not waited for: {took:?}"
+    );
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    assert_eq!(report.transport, transport);
+    let mut buf = [0u8; 8];
+    let after = std::io::Read::read(&mut &held, &mut buf).expect_err("the connection is gone");
+    assert_eq!(errno_of(&after), Some(Errno::NOTCONN), "{after}");
+}
+
+#[test]
+fn dev_transport_notifies_and_stops_in_bounded_time() {
+    let Some(_test) = testkit::kernel_test(Needs::Kernel) else {
+        return;
+    };
+    let served = start(Transport::Dev, "session-dev-notify");
+    notifications_reach_the_kernel(&served);
+    drop(served);
+    stop_is_bounded_with_a_file_held_open(Transport::Dev, "session-dev-stop");
+}
+
+#[test]
+fn uring_transport_notifies_and_stops_in_bounded_time() {
+    let Some(_test) = testkit::kernel_test(Needs::Uring) else {
+        return;
+    };
+    let served = start(Transport::Uring, "session-uring-notify");
+    notifications_reach_the_kernel(&served);
+    drop(served);
+    stop_is_bounded_with_a_file_held_open(Transport::Uring, "session-uring-stop");
 }
