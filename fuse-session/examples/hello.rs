@@ -1,7 +1,7 @@
 //! hello: one read-only file, `hello.txt`, served by a session: over FUSE-over-io_uring when
 //! the kernel offers it and every queue can be set up, else (or with `hello MNT dev`) over
 //! /dev/fuse. As root it mounts with mount(2), else through fusermount3; it ends when
-//! unmounted (`umount MNT` or `fusermount3 -u MNT`).
+//! unmounted (`umount MNT` or `fusermount3 -u MNT`) or on SIGINT/SIGTERM, unmounting.
 use std::path::Path;
 use std::time::Duration;
 
@@ -63,6 +63,7 @@ pub fn run(mount_point: &Path, transport: Transport) -> Result<Report, fuse_sess
     let options = fuse_dev::MountOptions::new().subtype("hello");
     Session::mount(mount_point, &options)?
         .transport(transport)
+        .stop_on_signals(true)
         .serve(handle)
 }
 

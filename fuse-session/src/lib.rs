@@ -36,6 +36,7 @@ mod inflight;
 mod notify;
 mod reply;
 mod session;
+mod signals;
 mod uring;
 
 pub use error::Error;

@@ -83,6 +83,7 @@ pub struct Session {
     queue_depth: u32,
     pin: bool,
     init: InitConfig,
+    stop_on_signals: bool,
 }
 
 /// What the session's handle and its threads share.
@@ -334,7 +335,22 @@ impl Session {
             queue_depth: DEFAULT_QUEUE_DEPTH,
             pin: true,
             init: InitConfig::default(),
+            stop_on_signals: false,
         }
+    }
+
+    /// Stop the session on SIGINT, SIGTERM or SIGHUP ([`SessionHandle::stop`]; a second
+    /// signal aborts the connection at once), so that a server killed politely never leaves
+    /// a dead mount behind. Off by default.
+    ///
+    /// `serve` blocks these signals in its calling thread (the session's threads inherit
+    /// that) and takes them on a thread of its own; call it from the main thread before any
+    /// other thread is started, or block the signals in those threads too: a signal sent to
+    /// the process is delivered to any thread that does not block it, and then kills the
+    /// process as usual. The calling thread's signal mask is restored when `serve` returns.
+    pub fn stop_on_signals(mut self, on: bool) -> Session {
+        self.stop_on_signals = on;
+        self
     }
 
     /// The transport ([`Transport::Auto`] by default).
@@ -428,14 +444,30 @@ impl Session {
     /// [`Error::Channel`], [`Error::Io`]. After INIT, an error aborts the connection.
     pub fn serve<H: Handler>(self, handler: H) -> Result<Report, Error> {
         let control = self.control.clone();
-        let result = self.serve_inner(&handler);
-        if result.is_err() {
-            control.abort();
+        let blocked = self.stop_on_signals.then(crate::signals::block);
+        let result = std::thread::scope(|scope| {
+            if let Some(blocked) = &blocked {
+                let handle = self.handle();
+                let spawned = std::thread::Builder::new()
+                    .name("fuse-session-signals".into())
+                    .spawn_scoped(scope, move || take_signals(blocked, &handle));
+                if let Err(e) = spawned {
+                    return Err(Error::io("starting the signal thread", e));
+                }
+            }
+            let result = self.serve_inner(&handler);
+            if result.is_err() {
+                control.abort();
+            }
+            if let Some(mut mount) = lock(&control.mount).take() {
+                let _ = mount.unmount();
+            }
+            control.set(|s| s.ended = true);
+            result
+        });
+        if let Some(blocked) = blocked {
+            blocked.restore();
         }
-        if let Some(mut mount) = lock(&control.mount).take() {
-            let _ = mount.unmount();
-        }
-        control.set(|s| s.ended = true);
         result
     }
 
@@ -448,6 +480,7 @@ impl Session {
             queue_depth,
             pin,
             init: config,
+            stop_on_signals: _,
         } = self;
         // A second fd on the connection for the io_uring queues (they need the device only
         // to register) and for nothing else.
@@ -592,6 +625,22 @@ impl Session {
                 None => Ok(shared.report()),
             }
         })
+    }
+}
+
+/// The signal thread: stops the session at the first stop signal, aborts the connection at
+/// the second, ends with the session.
+fn take_signals(blocked: &crate::signals::Blocked, handle: &SessionHandle) {
+    let mut seen = 0;
+    while !lock(&handle.control.state).ended {
+        if blocked.wait(Duration::from_millis(100)).is_some() {
+            seen += 1;
+            if seen == 1 {
+                let _ = handle.stop();
+            } else {
+                handle.control.abort();
+            }
+        }
     }
 }
 

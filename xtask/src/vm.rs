@@ -66,7 +66,7 @@ const KERNELS: [KernelSpec; 4] = [
 /// The kernel-test binaries: (package, integration-test target). Not here: passthroughfs's
 /// `harden`, fuse-session's `hello` and fuse-dev's `unprivileged`, which need `useradd`, `setpriv`,
 /// `prlimit` and `fusermount3` (the guest has busybox only).
-const TEST_BINARIES: [(&str, &str); 15] = [
+const TEST_BINARIES: [(&str, &str); 16] = [
     ("abi-tests", "live_kernel"),
     ("testkit", "memfs_mount"),
     ("testkit", "leak_check"),
@@ -79,6 +79,7 @@ const TEST_BINARIES: [(&str, &str); 15] = [
     ("fuse-uring", "faults"),
     ("fuse-uring", "device"),
     ("fuse-uring", "pool"),
+    ("fuse-session", "serve"),
     ("passthroughfs", "mirror"),
     ("passthroughfs", "faults"),
     ("passthroughfs", "uring_off"),
