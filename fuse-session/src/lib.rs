@@ -29,6 +29,8 @@
 
 #![deny(missing_docs)]
 
+#[doc(hidden)]
+pub mod bench;
 mod dev;
 mod error;
 mod handler;

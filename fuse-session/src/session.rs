@@ -131,6 +131,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(
+        slots: usize,
+        transport: Transport,
+        queues: usize,
+        dev_workers: usize,
+    ) -> Shared {
+        Shared {
+            inflight: Arc::new(Inflight::new(slots)),
+            notify_replies: Arc::new(NotifyReplies::default()),
+            counts: (0..slots).map(|_| ThreadCounts::default()).collect(),
+            refused: AtomicU64::new(0),
+            transport,
+            queues,
+            dev_workers,
+        }
+    }
+
     pub(crate) fn counts(&self, slot: usize) -> &ThreadCounts {
         &self.counts[slot.min(self.counts.len() - 1)]
     }
