@@ -151,7 +151,7 @@ fn interrupted_by_a_signal(served: &Served) {
     let reader = std::thread::spawn(move || {
         let file = std::fs::File::open(&slow).expect("open slow");
         let mut buf = [0u8; 64];
-        let _ = tx.send(rustix::io::read(&file, &mut buf).map(|n| n));
+        let _ = tx.send(rustix::io::read(&file, &mut buf));
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     while served.seen.slow_started.load(Ordering::SeqCst) == before {
