@@ -33,6 +33,19 @@ pub enum MountError {
         /// The canonical mount point.
         path: PathBuf,
     },
+    /// The mount point is a symbolic link, or its path passes through one. Mounting follows
+    /// no symlink (one could be swapped in between the checks and the mount, and the mount
+    /// would land on another directory): give the path without symlinks (`realpath`).
+    Symlink {
+        /// The mount point as given.
+        path: PathBuf,
+    },
+    /// The mount point directory has entries, which the mount would hide, and
+    /// [`MountOptions::allow_nonempty`](crate::MountOptions::allow_nonempty) was not set.
+    NotEmpty {
+        /// The mount point (absolute, as checked).
+        path: PathBuf,
+    },
     /// The mount point already is the root of a mount: mounting would stack on top of it.
     AlreadyMounted {
         /// The canonical mount point.
@@ -88,7 +101,8 @@ impl MountError {
     /// The errno behind this error, when there is one: the kernel's for [`MountError::Path`],
     /// [`MountError::Mount`], [`MountError::Unmount`]; `EINVAL` for refused options;
     /// `EBUSY` for [`MountError::AlreadyMounted`]; `ENOTDIR` for
-    /// [`MountError::NotADirectory`]; `ENOENT` when `fusermount3` is missing; `EPERM` when
+    /// [`MountError::NotADirectory`]; `ELOOP` for [`MountError::Symlink`]; `ENOTEMPTY` for
+    /// [`MountError::NotEmpty`]; `ENOENT` when `fusermount3` is missing; `EPERM` when
     /// it is not setuid.
     pub fn errno(&self) -> Option<Errno> {
         match self {
@@ -97,6 +111,8 @@ impl MountError {
             | MountError::Mount { errno, .. }
             | MountError::Unmount { errno, .. } => Some(*errno),
             MountError::NotADirectory { .. } => Some(Errno::NOTDIR),
+            MountError::Symlink { .. } => Some(Errno::LOOP),
+            MountError::NotEmpty { .. } => Some(Errno::NOTEMPTY),
             MountError::AlreadyMounted { .. } => Some(Errno::BUSY),
             MountError::FusermountNotFound { .. } => Some(Errno::NOENT),
             MountError::FusermountNotSetuid { .. } => Some(Errno::PERM),
@@ -118,6 +134,19 @@ impl fmt::Display for MountError {
             MountError::NotADirectory { path } => {
                 write!(f, "mount point {} is not a directory", path.display())
             }
+            MountError::Symlink { path } => write!(
+                f,
+                "mount point {} is a symbolic link or passes through one; mounting follows no \
+                 symlink: give the real path (realpath {})",
+                path.display(),
+                path.display()
+            ),
+            MountError::NotEmpty { path } => write!(
+                f,
+                "mount point {} is not empty and mounting would hide its entries; empty it, \
+                 choose another directory, or allow it (MountOptions::allow_nonempty)",
+                path.display()
+            ),
             MountError::AlreadyMounted { path } => write!(
                 f,
                 "{} is already a mount point; unmount it first or choose another directory",

@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use crate::error::MountError;
 
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8): a 64-bit mount id that is never reused.
-const STATX_MNT_ID_UNIQUE: StatxFlags =
+pub(crate) const STATX_MNT_ID_UNIQUE: StatxFlags =
     StatxFlags::from_bits_retain(linux_raw_sys::general::STATX_MNT_ID_UNIQUE);
 
 /// A device number, split as the kernel shows it (`major:minor`).
@@ -73,7 +73,7 @@ pub(crate) fn facts(path: &Path) -> Result<PathFacts, Errno> {
     Ok(facts_of(&st))
 }
 
-fn facts_of(st: &Statx) -> PathFacts {
+pub(crate) fn facts_of(st: &Statx) -> PathFacts {
     let mask = StatxFlags::from_bits_retain(st.stx_mask);
     let mount_id = if mask.contains(STATX_MNT_ID_UNIQUE) {
         MountId::Unique(st.stx_mnt_id)
@@ -103,7 +103,7 @@ fn facts_of(st: &Statx) -> PathFacts {
 /// Whether the path of `child` is the root of a mount other than the one of `parent`, its
 /// parent directory: by mount id where the kernel gives one, by `STATX_ATTR_MOUNT_ROOT`, and
 /// by device number. Never by path strings.
-fn is_mount_root(child: &PathFacts, parent: &PathFacts) -> bool {
+pub(crate) fn is_mount_root(child: &PathFacts, parent: &PathFacts) -> bool {
     if child.mount_root == Some(true) {
         return true;
     }
@@ -118,22 +118,11 @@ fn is_mount_root(child: &PathFacts, parent: &PathFacts) -> bool {
     }
 }
 
-/// The facts the checks before mounting collected about a mount point.
-#[derive(Debug, Clone)]
-pub(crate) struct MountPointFacts {
-    /// The canonical path (symlinks resolved, `.`/`..` removed, absolute).
-    pub(crate) path: PathBuf,
-    /// The identity of its parent directory.
-    pub(crate) parent: FileId,
-}
-
-/// Canonicalizes `path` and refuses it when it is not a directory (for a directory root) or
-/// already a mount point. Syscalls: the `readlink`/`statx` calls of `canonicalize`, then two
-/// `statx`. Allocates the canonical path.
-pub(crate) fn check_mount_point(
-    path: &Path,
-    want_dir: bool,
-) -> Result<MountPointFacts, MountError> {
+/// Canonicalizes `path` and refuses it when it is already a mount point (the query of
+/// [`is_mount_point`]; mounting holds the mount point by fd instead, see `point.rs`).
+/// Syscalls: the `readlink`/`statx` calls of `canonicalize`, then two `statx`. Allocates the
+/// canonical path.
+fn check_mount_point(path: &Path) -> Result<(), MountError> {
     let canonical = std::fs::canonicalize(path).map_err(|e| MountError::Path {
         path: path.to_owned(),
         errno: io_errno(&e),
@@ -142,9 +131,6 @@ pub(crate) fn check_mount_point(
         path: canonical.clone(),
         errno,
     })?;
-    if want_dir && here.file_type != FileType::Directory {
-        return Err(MountError::NotADirectory { path: canonical });
-    }
     let Some(parent_path) = canonical.parent() else {
         // "/" is the root of the root mount.
         return Err(MountError::AlreadyMounted { path: canonical });
@@ -156,10 +142,7 @@ pub(crate) fn check_mount_point(
     if is_mount_root(&here, &parent) {
         return Err(MountError::AlreadyMounted { path: canonical });
     }
-    Ok(MountPointFacts {
-        path: canonical,
-        parent: parent.id,
-    })
+    Ok(())
 }
 
 /// Whether `path` is the root of a mount right now (after resolving symlinks), decided by
@@ -173,7 +156,7 @@ pub(crate) fn check_mount_point(
 /// [`MountError::Path`] with the errno of resolving or inspecting the path (`ENOENT`,
 /// `EACCES`, `ELOOP`, `ENOTCONN` for a dead FUSE mount on the way...).
 pub fn is_mount_point(path: &Path) -> Result<bool, MountError> {
-    match check_mount_point(path, false) {
+    match check_mount_point(path) {
         Ok(_) => Ok(false),
         Err(MountError::AlreadyMounted { .. }) => Ok(true),
         Err(e) => Err(e),
@@ -251,9 +234,10 @@ pub fn check_overlap(source: &Path, mount_point: &Path) -> Result<Option<Overlap
     })
 }
 
-/// What a mount IS, recorded right after mounting: the mount point (canonical), the device
-/// of the mount root (`0:N` for FUSE, N being the fusectl connection number), the mount id,
-/// and the identity of the mount point's parent directory.
+/// What a mount IS, recorded right after mounting from file descriptors, never by resolving
+/// the path again: the mount point (absolute, as checked), the device of the mount root
+/// (`0:N` for FUSE, N being the fusectl connection number), the mount id, the identity of the
+/// directory the mount covers and of the mount point's parent directory.
 ///
 /// [`Mount`](crate::Mount) unmounts only while the mount point still resolves to exactly
 /// this mount ([`MountIdentity::check`]).
@@ -263,6 +247,7 @@ pub struct MountIdentity {
     pub(crate) device: DeviceNumber,
     pub(crate) mount_id: MountId,
     pub(crate) parent: FileId,
+    pub(crate) covered: FileId,
 }
 
 /// What the mount point resolves to now, compared with a [`MountIdentity`].
@@ -284,22 +269,8 @@ pub enum Presence {
 }
 
 impl MountIdentity {
-    /// Records the identity of the mount now at `facts.path` (two `statx`, which do not reach
-    /// the FUSE server: `AT_STATX_DONT_SYNC`).
-    pub(crate) fn record(point: &MountPointFacts) -> Result<MountIdentity, MountError> {
-        let here = facts(&point.path).map_err(|errno| MountError::Path {
-            path: point.path.clone(),
-            errno,
-        })?;
-        Ok(MountIdentity {
-            mount_point: point.path.clone(),
-            device: here.id.dev,
-            mount_id: here.mount_id,
-            parent: point.parent,
-        })
-    }
-
-    /// The canonical mount point.
+    /// The mount point: absolute, without `.`, `..` or symlinks (a path with a symlink is
+    /// never mounted on).
     pub fn mount_point(&self) -> &Path {
         &self.mount_point
     }
@@ -324,6 +295,14 @@ impl MountIdentity {
     /// The identity of the mount point's parent directory.
     pub fn parent(&self) -> FileId {
         self.parent
+    }
+
+    /// The identity of the directory (or file) the mount sits on: the one every check before
+    /// mounting ran on, held by an fd from the first look until the mount was attached to it.
+    /// Through `fusermount3`, which mounts by itself, it is the directory this process checked
+    /// before starting it (see [`Mount::fusermount`](crate::Mount::fusermount)).
+    pub fn covered(&self) -> FileId {
+        self.covered
     }
 
     /// What the mount point resolves to now: one `statx(AT_STATX_DONT_SYNC |

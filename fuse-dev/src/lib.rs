@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | open `/dev/fuse` | [`Device::open`] | `open` | 2.6.14 |
 //! | one fd per worker | [`Device::try_clone`] (`FUSE_DEV_IOC_CLONE`, from `fuse-backing`) | `open`, `ioctl` | 4.2 |
-//! | mount as root | [`Mount::new`] with [`MountOptions`] | `statx` ×4, `mount` | 2.6.14; mount ids 5.8 |
+//! | mount as root, onto the mount point held by fd | [`Mount::new`] with [`MountOptions`] | `openat2`, `statx` ×3, `fsopen`, `fsconfig`, `fsmount`, `move_mount` (or `mount` on `/proc/self/fd/N`) | 5.2 (new mount API), else 2.6.14; `openat2` 5.6; mount ids 5.8 |
 //! | mount without root | [`Mount::fusermount`] (`fusermount3`, fd passed over a socket) | `socketpair`, fork+exec, `recvmsg` | any, with fuse3 installed |
 //! | unmount only ours | [`Mount::unmount`], and on drop | `statx` ×2, `umount2` or `fusermount3 -u -z` | |
 //! | checks before mounting | [`is_mount_point`], [`check_overlap`] | `statx` | 5.8 for mount ids |
@@ -37,6 +37,14 @@
 //! `statx` uses `AT_STATX_DONT_SYNC`, so no check sends a request to a FUSE server (ours
 //! may not have answered INIT yet, and someone else's may hang).
 //!
+//! # The mount point is held by fd
+//!
+//! [`Mount::new`] and [`Mount::fusermount`] open the mount point once, without following any
+//! symlink (a symlink on the path is [`MountError::Symlink`]), run every check on that fd
+//! (directory, not a mount point, empty unless [`MountOptions::allow_nonempty`]) and, as
+//! root, attach the new mount to that same fd (`move_mount`). Nobody who can rename entries
+//! on the way can swap another directory in between the checks and the mount.
+//!
 //! # Safety
 //!
 //! No `unsafe` (`#![deny(unsafe_code)]`): the syscalls go through `rustix`.
@@ -52,6 +60,7 @@ mod fusermount;
 mod identity;
 mod mount;
 mod options;
+mod point;
 
 pub use channel::{Channel, InitRequest, MAX_PARTS, MIN_READ_BUFFER};
 pub use device::{DEVICE_PATH, Device};

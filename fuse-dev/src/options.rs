@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use rustix::fs::FileType;
-use rustix::mount::MountFlags;
+use rustix::mount::{MountAttrFlags, MountFlags};
 
 use crate::error::MountError;
 
@@ -16,7 +16,8 @@ const MAX_DATA: usize = 4095;
 /// Built with chained setters from [`MountOptions::new`]; checked when mounting (or with
 /// [`MountOptions::validate`]): a bad value is a [`MountError::InvalidOption`] before any
 /// syscall. The defaults are those of `fusermount3`: a directory root, owned by the caller,
-/// `nosuid` and `nodev`, no `allow_other`, no `default_permissions`.
+/// `nosuid` and `nodev`, no `allow_other`, no `default_permissions`; unlike `fusermount3`, a
+/// non-empty mount point is refused unless [`MountOptions::allow_nonempty`] is set.
 ///
 /// Building costs nothing; [`MountOptions::kernel_data`] and
 /// [`MountOptions::fusermount_options`] allocate one `String`.
@@ -37,6 +38,7 @@ pub struct MountOptions {
     noexec: bool,
     noatime: bool,
     auto_unmount: bool,
+    allow_nonempty: bool,
 }
 
 impl Default for MountOptions {
@@ -47,7 +49,8 @@ impl Default for MountOptions {
 
 impl MountOptions {
     /// The defaults: `rootmode=040000` (a directory), `user_id`/`group_id` of the calling
-    /// process (effective ids), `nosuid`, `nodev`; nothing else.
+    /// process (effective ids), `nosuid`, `nodev`, a mount point that must be empty; nothing
+    /// else.
     pub fn new() -> MountOptions {
         MountOptions {
             rootmode: 0o040000,
@@ -65,6 +68,7 @@ impl MountOptions {
             noexec: false,
             noatime: false,
             auto_unmount: false,
+            allow_nonempty: false,
         }
     }
 
@@ -178,6 +182,22 @@ impl MountOptions {
         self
     }
 
+    /// Mount even when the mount point directory has entries (they stay hidden until the
+    /// unmount). Off by default: [`Mount::new`](crate::Mount::new) and
+    /// [`Mount::fusermount`](crate::Mount::fusermount) then refuse a non-empty directory with
+    /// [`MountError::NotEmpty`], checked on the directory they mount on (the fd held from the
+    /// first look, see [`Mount::new`](crate::Mount::new)). Not passed to `fusermount3`, which
+    /// (libfuse 3) mounts over non-empty directories itself.
+    pub fn allow_nonempty(mut self, on: bool) -> Self {
+        self.allow_nonempty = on;
+        self
+    }
+
+    /// Whether [`MountOptions::allow_nonempty`] was set.
+    pub fn allows_nonempty(&self) -> bool {
+        self.allow_nonempty
+    }
+
     /// Whether the root mode is a directory (then the mount point must be one).
     pub(crate) fn root_is_dir(&self) -> bool {
         FileType::from_raw_mode(self.rootmode) == FileType::Directory
@@ -204,6 +224,35 @@ impl MountOptions {
             }
         }
         flags
+    }
+
+    /// The same switches as [`MountOptions::mount_flags`], as `MOUNT_ATTR_*` of `fsmount(2)`
+    /// (the new mount API, Linux 5.2).
+    pub(crate) fn mount_attrs(&self) -> MountAttrFlags {
+        let mut flags = MountAttrFlags::empty();
+        for (on, flag) in [
+            (self.nosuid, MountAttrFlags::MOUNT_ATTR_NOSUID),
+            (self.nodev, MountAttrFlags::MOUNT_ATTR_NODEV),
+            (self.noexec, MountAttrFlags::MOUNT_ATTR_NOEXEC),
+            (self.noatime, MountAttrFlags::MOUNT_ATTR_NOATIME),
+            (self.read_only, MountAttrFlags::MOUNT_ATTR_RDONLY),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        flags
+    }
+
+    /// Whether the file system is read-only (`ro`: the superblock flag, set through
+    /// `fsconfig(2)` on the new mount API).
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The subtype, if any (`fsconfig(2)` key `subtype`).
+    pub(crate) fn subtype_name(&self) -> Option<&str> {
+        self.subtype.as_deref()
     }
 
     /// The file system type for `mount(2)`: `fuse` or `fuse.<subtype>`.
@@ -270,32 +319,22 @@ impl MountOptions {
     /// The `mount(2)` data string for `/dev/fuse` fd number `fd`:
     /// `fd=N,rootmode=O,user_id=U,group_id=G[,default_permissions][,allow_other][,max_read=N]`.
     /// Missing ids are the caller's effective ids (`geteuid`/`getegid`, no syscall cost of
-    /// note). One allocation.
+    /// note). A few small allocations (the pairs of `kernel_params`, joined).
     ///
     /// # Errors
     ///
     /// Those of [`MountOptions::validate`], and [`MountError::InvalidOption`] when the string
     /// would not fit the kernel's one page.
     pub fn kernel_data(&self, fd: i32) -> Result<String, MountError> {
-        self.validate()?;
-        let uid = self
-            .user_id
-            .unwrap_or_else(|| rustix::process::geteuid().as_raw());
-        let gid = self
-            .group_id
-            .unwrap_or_else(|| rustix::process::getegid().as_raw());
-        let mut data = format!(
-            "fd={fd},rootmode={:o},user_id={uid},group_id={gid}",
-            self.rootmode
-        );
-        if self.default_permissions {
-            data.push_str(",default_permissions");
-        }
-        if self.allow_other {
-            data.push_str(",allow_other");
-        }
-        if let Some(n) = self.max_read {
-            let _ = write!(data, ",max_read={n}");
+        let mut data = String::new();
+        for (key, value) in self.kernel_params(fd)? {
+            if !data.is_empty() {
+                data.push(',');
+            }
+            data.push_str(key);
+            if let Some(value) = value {
+                let _ = write!(data, "={value}");
+            }
         }
         if data.len() > MAX_DATA {
             return Err(MountError::InvalidOption {
@@ -304,6 +343,38 @@ impl MountOptions {
             });
         }
         Ok(data)
+    }
+
+    /// The options FUSE itself parses, as `(key, value)` pairs (`None`: a flag): the words of
+    /// [`MountOptions::kernel_data`], and the keys of `fsconfig(2)` on the new mount API.
+    /// Validated first.
+    pub(crate) fn kernel_params(
+        &self,
+        fd: i32,
+    ) -> Result<Vec<(&'static str, Option<String>)>, MountError> {
+        self.validate()?;
+        let uid = self
+            .user_id
+            .unwrap_or_else(|| rustix::process::geteuid().as_raw());
+        let gid = self
+            .group_id
+            .unwrap_or_else(|| rustix::process::getegid().as_raw());
+        let mut params = vec![
+            ("fd", Some(fd.to_string())),
+            ("rootmode", Some(format!("{:o}", self.rootmode))),
+            ("user_id", Some(uid.to_string())),
+            ("group_id", Some(gid.to_string())),
+        ];
+        if self.default_permissions {
+            params.push(("default_permissions", None));
+        }
+        if self.allow_other {
+            params.push(("allow_other", None));
+        }
+        if let Some(n) = self.max_read {
+            params.push(("max_read", Some(n.to_string())));
+        }
+        Ok(params)
     }
 
     /// The option list given to `fusermount3 -o`: the same options in `fusermount3`'s words

@@ -164,7 +164,6 @@ fn refuses_to_mount_on_a_mount_point_however_it_is_named() {
         dir.join("."),
         PathBuf::from(format!("{}/../{name}", dir.display())),
         relative,
-        link.clone(),
     ];
     for path in &spellings {
         assert!(is_mount_point(path).unwrap(), "{}", path.display());
@@ -174,7 +173,19 @@ fn refuses_to_mount_on_a_mount_point_however_it_is_named() {
             other => panic!("{}: expected AlreadyMounted, got {other:?}", path.display()),
         }
     }
+    // Through a symlink, the query still sees the mount point, and mounting refuses the
+    // symlink itself (mounting follows none).
+    assert!(is_mount_point(&link).unwrap());
+    let via_link = fuse_dev::Mount::new(
+        &Device::open().unwrap(),
+        &link,
+        &MountOptions::new().subtype(SUBTYPE),
+    );
     let _ = fs::remove_file(&link);
+    match via_link {
+        Err(MountError::Symlink { path }) => assert_eq!(path, link),
+        other => panic!("{}: expected Symlink, got {other:?}", link.display()),
+    }
     // A tmpfs is refused the same way, and "/" too; a plain directory is not a mount point.
     let tmp = testkit::temp_dir("stack-tmpfs").unwrap();
     rustix::mount::mount("fusedevtest", &tmp, "tmpfs", MountFlags::empty(), None).unwrap();

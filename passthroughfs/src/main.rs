@@ -78,7 +78,9 @@ fn mount(args: &Args) -> Result<(fuse_dev::Device, fuse_dev::Mount), Fatal> {
         .default_permissions(true)
         .read_only(true)
         .nosuid(true)
-        .nodev(true);
+        .nodev(true)
+        // fuse-dev checks emptiness again on the directory it mounts on (held by fd).
+        .allow_nonempty(args.nonempty);
     let mount =
         fuse_dev::Mount::new(&device, &args.mountpoint, &options).map_err(|e| match e.errno() {
             Some(Errno::PERM) => Fatal("mount: not permitted; run as root".into()),
