@@ -12,7 +12,8 @@
 //! error carries the header's `unique` whenever there was a header. And the two layouts
 //! agree: a request decoded from one buffer decodes to the same request when split as the
 //! kernel splits it for io_uring (fixed argument in a 128-byte `op_in`, the rest as
-//! payload), and a split request decodes the same when laid out contiguously.
+//! payload), and a split request decodes the same when laid out contiguously (NOTIFY_REPLY,
+//! whose fixed argument the kernel puts in the payload, when the header's `len` says so).
 
 #![no_main]
 
@@ -272,6 +273,28 @@ fn split(header: &sys::fuse_in_header, op_in: &[u8], payload: &[u8], protocol: P
         assert_eq!(e.kind(), DecodeErrorKind::UnknownOpcode);
         return;
     };
+    // NOTIFY_REPLY's first argument is empty in the kernel, so over io_uring its whole body
+    // (fuse_notify_retrieve_in, then the data) is the payload, and the header's `len` says
+    // so: it then decodes exactly as the header and the payload laid out contiguously.
+    if header.opcode == sys::FUSE_NOTIFY_REPLY
+        && (header.len as usize).checked_sub(HEADER) == Some(payload.len())
+    {
+        let mut whole = header.as_bytes().to_vec();
+        whole.extend_from_slice(payload);
+        let again = Request::parse(&whole, protocol);
+        match &parsed {
+            Ok(req) => {
+                let (arg, rest) = payload.split_at(fixed);
+                check_ok(req, header, arg, rest);
+                assert_eq!(again.as_ref(), Ok(req), "the two layouts disagree");
+            }
+            Err(e) => {
+                check_err(e, Some(header));
+                assert_eq!(again.as_ref().err(), Some(e), "the two layouts disagree");
+            }
+        }
+        return;
+    }
     let Some(arg) = op_in.get(..fixed) else {
         let e = parsed.expect_err("op_in too short");
         check_err(&e, Some(header));
