@@ -401,7 +401,7 @@ fn print_summary(rows: &[Row]) {
     let mut out = String::from("\n=== conformance summary\n");
     let _ = writeln!(
         out,
-        "{:<34} {:<9} {:>8} {:>6} {:>7} {:>8}  result",
+        "{:<38} {:<9} {:>8} {:>6} {:>7} {:>8}  result",
         "target", "suite", "passed", "failed", "skipped", "seconds"
     );
     for r in rows {
@@ -412,7 +412,7 @@ fn print_summary(rows: &[Row]) {
         };
         let _ = writeln!(
             out,
-            "{:<34} {:<9} {:>8} {:>6} {:>7} {:>8.1}  {result}",
+            "{:<38} {:<9} {:>8} {:>6} {:>7} {:>8.1}  {result}",
             r.target, r.suite, r.passed, r.failed, r.skipped, r.seconds
         );
     }
@@ -655,7 +655,8 @@ impl ServerGuard {
         }
         let mountpoint = tdir.join("m");
         let src = tdir.join("s");
-        for d in [&mountpoint, &src] {
+        // The suites' directories exist in the source, for a read-only mirror of it.
+        for d in [&mountpoint, &src, &src.join("p"), &src.join("fsx")] {
             fs::create_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         let args: Vec<String> = spec
@@ -829,7 +830,10 @@ struct PjdfstestRun {
 
 fn run_pjdfstest(bin: &Path, work: &Path, mnt: &Path, label: &str) -> Result<PjdfstestRun, String> {
     let dir = mnt.join("p");
-    fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    // A read-only mirror has it already (ServerGuard::start makes it in the source).
+    if !dir.is_dir() {
+        fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    }
     let log = work.join(format!(
         "pjdfstest-{}.log",
         label.split(' ').next().unwrap_or(label)
@@ -846,11 +850,14 @@ fn run_pjdfstest(bin: &Path, work: &Path, mnt: &Path, label: &str) -> Result<Pjd
     )?;
     let text = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let run = parse_pjdfstest(&text).map_err(|e| {
-        let tail: Vec<&str> = text.lines().rev().take(10).collect();
+        // An error that stops pjdfstest comes first; a truncated run ends in the middle.
+        let head: Vec<&str> = text.lines().take(3).collect();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
         format!(
-            "pjdfstest output ({code:?}, {}): {e}; its last lines:\n{}",
+            "pjdfstest exited {code:?}, {e}: {}\n  ...\n  {}\n  (log: {})",
+            head.join("\n  "),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n  "),
             log.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     })?;
     if (code == Some(0)) != run.failed.is_empty() {
@@ -1015,7 +1022,10 @@ fn abbreviate(names: &[&str]) -> String {
 
 fn run_fsx(bin: &Path, work: &Path, mnt: &Path, ops: u64, label: &str) -> Result<Row, String> {
     let dir = mnt.join("fsx");
-    fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    // A read-only mirror has it already (ServerGuard::start makes it in the source).
+    if !dir.is_dir() {
+        fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    }
     let artifacts = work.join(format!("fsx-{}", label.split(' ').next().unwrap_or(label)));
     fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
     let file = dir.join("fsx.data");
