@@ -295,7 +295,8 @@ pub(crate) fn conformance(root: &Path, args: &[&str]) -> Result<(), String> {
     let mut baseline_skipped: Option<Vec<String>> = None;
     for (index, target) in opts.targets.iter().enumerate() {
         if crate::proc::stop_requested() {
-            return Err("stopped by a signal".into());
+            rows.push(Row::error(target.name, "-", "not run: stopped by a signal"));
+            break;
         }
         println!("\n=== conformance: target {}", target.name);
         // Short names (sockets, see TempDir::new): t0, t1, ...
@@ -481,16 +482,14 @@ fn mount_type_at(path: &Path) -> Option<String> {
 
 fn mount_type_in(mountinfo: &str, path: &Path) -> Option<String> {
     let want = path.to_str()?;
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-            let fields: Vec<&str> = line.split(' ').collect();
-            let mountpoint = unescape_mountinfo(fields.get(4)?);
-            let dash = fields.iter().position(|f| *f == "-")?;
-            (mountpoint == want).then(|| fields.get(dash + 1).map(|s| (*s).to_owned()))?
-        })
-        .last()
+    // The last matching line is the top of the stack.
+    mountinfo.lines().rev().find_map(|line| {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        let fields: Vec<&str> = line.split(' ').collect();
+        let mountpoint = unescape_mountinfo(fields.get(4)?);
+        let dash = fields.iter().position(|f| *f == "-")?;
+        (mountpoint == want).then(|| fields.get(dash + 1).map(|s| (*s).to_owned()))?
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
@@ -1144,6 +1143,50 @@ Summary: 1 failed, 2 skipped, 1 passed, 1 expected failures, 5 total
         );
         assert_eq!(mount_type_in(info, Path::new("/")).as_deref(), Some("ext4"));
         assert_eq!(mount_type_in(info, Path::new("/tmp")), None);
+    }
+
+    /// The stop path of a server that does not exit after its unmount (stopped with
+    /// SIGSTOP): killed after the timeout, reaped, nothing left mounted. Root and the
+    /// passthroughfs binary (`cargo build -p passthroughfs`) are needed.
+    #[test]
+    fn a_server_that_hangs_is_killed_and_its_mount_removed() {
+        let target_dir = crate::workspace_root().join("target");
+        let binary = target_dir.join("debug/passthroughfs");
+        if !crate::is_root() {
+            testkit::skip("needs root (mount(2))");
+            return;
+        }
+        if !binary.is_file() {
+            // Not a kernel skip: `cargo build -p passthroughfs` makes it.
+            eprintln!(
+                "SKIP: no {} (cargo build -p passthroughfs)",
+                binary.display()
+            );
+            return;
+        }
+        let Some(Kind::Server(spec)) = known_targets()
+            .into_iter()
+            .find(|t| t.name == "passthroughfs-ro")
+            .map(|t| t.kind)
+        else {
+            panic!("no passthroughfs-ro target");
+        };
+        let work = TempDir::new("xconf-test").unwrap();
+        let server = ServerGuard::start(&binary, &spec, work.path()).unwrap();
+        let mnt = server.mountpoint.clone();
+        assert_eq!(mount_type_at(&mnt).as_deref(), Some("fuse.passthroughfs"));
+        assert!(fs::metadata(mnt.join("p")).unwrap().is_dir());
+        let pid = server.child.as_ref().unwrap().id();
+        crate::run(Command::new("kill").args(["-STOP", &pid.to_string()])).unwrap();
+        let started = Instant::now();
+        let err = server.stop().unwrap_err();
+        assert!(err.contains("did not exit"), "{err}");
+        assert!(started.elapsed() >= SERVER_STOP_TIMEOUT);
+        assert_eq!(mount_type_at(&mnt), None);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{pid} left behind"
+        );
     }
 
     #[test]
