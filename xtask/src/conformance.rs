@@ -102,6 +102,8 @@ enum Kind {
 /// A FUSE server: how to build, start, recognise and stop it.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerSpec {
+    /// The server's main source file, relative to the workspace root.
+    source: &'static str,
     /// `cargo build` arguments that build the binary.
     build: &'static [&'static str],
     /// The binary, relative to the cargo target directory.
@@ -122,6 +124,7 @@ struct Target {
 
 fn known_targets() -> Vec<Target> {
     let memfs = |transport| ServerSpec {
+        source: "fuse-session/examples/memfs.rs",
         build: &[
             "build",
             "--quiet",
@@ -158,6 +161,7 @@ fn known_targets() -> Vec<Target> {
         Target {
             name: "passthroughfs-ro",
             kind: Kind::Server(ServerSpec {
+                source: "passthroughfs/src/main.rs",
                 build: &["build", "--quiet", "-p", "passthroughfs"],
                 binary: "debug/passthroughfs",
                 args: &["--transport", "dev", "{src}", "{mnt}"],
@@ -315,9 +319,7 @@ pub(crate) fn conformance(root: &Path, args: &[&str]) -> Result<(), String> {
                 continue;
             }
             Err(e) => {
-                for (suite, _) in &bins {
-                    rows.push(Row::error(target.name, suite.name(), &e));
-                }
+                rows.push(Row::error(target.name, "(setup)", &e));
                 println!("conformance: {}: {e}", target.name);
                 continue;
             }
@@ -605,6 +607,9 @@ fn prepare(
                     ));
                 }
                 return Ok(None);
+            }
+            if !root.join(spec.source).is_file() {
+                return Err(format!("{} does not exist (yet)", spec.source));
             }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             crate::run(Command::new(cargo).current_dir(root).args(spec.build))?;
