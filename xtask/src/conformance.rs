@@ -1103,6 +1103,10 @@ Summary: 1 failed, 2 skipped, 1 passed, 1 expected failures, 5 total
         );
         assert_eq!(run.skipped, ["link::exdev_target", "unlink::erofs_named"]);
         assert_eq!(run.expected_failures, 1);
+        // stderr shares the log, and the Summary line has no newline before pjdfstest's
+        // final error.
+        let joined = SAMPLE.replace("5 total\n", "5 totalError: Some tests have failed\n");
+        assert_eq!(parse_pjdfstest(&joined).unwrap(), run);
     }
 
     #[test]
