@@ -1,6 +1,7 @@
 //! `cargo xtask`: the workspace's maintenance and demo commands.
 
 mod bench;
+mod conformance;
 mod cross;
 mod demo;
 mod fuzz;
@@ -46,6 +47,14 @@ commands:
                              SYSTEM@NAME in LIST is SYSTEM with them, measured in the same
                              rounds (e.g. --variant d8='--queue-depth 8' --systems
                              uring-served,uring-served@d8,libfuse-uring)
+  conformance [--targets LIST] [--suites pjdfstest,fsx] [--ops N] [--smoke]
+                             the POSIX suites pjdfstest and fsx (installed on first use into
+                             target/conformance/tools/) on FUSE file systems beside the
+                             native ones in one run (needs root). LIST: native (= native-tmpfs,
+                             native-root), memfs-dev, memfs-uring, passthroughfs-ro (default:
+                             native,memfs-dev,memfs-uring); a FUSE target passes pjdfstest
+                             with 0 failures and the native tmpfs's skipped set. --ops: fsx
+                             operations (default 100000; --smoke: 20000, CI)
   fuzz [--seconds N | --smoke] [TARGET...]
                              every cargo-fuzz target of fuzz/ (nightly; installs cargo-fuzz
                              when missing) for N seconds each (default 60; --smoke: 10, CI),
@@ -89,6 +98,7 @@ fn main() -> ExitCode {
         ["demo"] => demo::demo(&workspace_root()),
         ["bench", rest @ ..] => bench::bench(&workspace_root(), rest),
         ["bench-client", rest @ ..] => bench::client_main(rest),
+        ["conformance", rest @ ..] => conformance::conformance(&workspace_root(), rest),
         ["fuzz", rest @ ..] => fuzz::fuzz(&workspace_root(), rest),
         ["hello-fresh"] => hello_fresh::hello_fresh(&workspace_root()),
         ["miri", rest @ ..] => miri::miri(&workspace_root(), rest),
