@@ -385,34 +385,38 @@ fn mount_with_new_api(
         Err(Errno::NOSYS) => return Ok(None),
         Err(errno) => return Err(fail(errno)),
     };
-    fsconfig_set_string(&fs, "source", options.source()).map_err(fail)?;
+    fsconfig_set_string(fs.as_fd(), "source", options.source()).map_err(fail)?;
     if let Some(subtype) = options.subtype_name() {
-        fsconfig_set_string(&fs, "subtype", subtype).map_err(fail)?;
+        fsconfig_set_string(fs.as_fd(), "subtype", subtype).map_err(fail)?;
     }
     for (key, value) in params {
         match value {
-            Some(value) => fsconfig_set_string(&fs, *key, value.as_str()),
-            None => fsconfig_set_flag(&fs, *key),
+            Some(value) => fsconfig_set_string(fs.as_fd(), *key, value.as_str()),
+            None => fsconfig_set_flag(fs.as_fd(), *key),
         }
         .map_err(fail)?;
     }
     if options.is_read_only() {
         // The superblock's read-only flag; the mount's is MOUNT_ATTR_RDONLY below. mount(2)
         // with MS_RDONLY sets both.
-        fsconfig_set_flag(&fs, "ro").map_err(fail)?;
+        fsconfig_set_flag(fs.as_fd(), "ro").map_err(fail)?;
     }
-    match fsconfig_create(&fs) {
+    match fsconfig_create(fs.as_fd()) {
         Ok(()) => {}
         Err(Errno::INVAL) => return Ok(None),
         Err(errno) => return Err(fail(errno)),
     }
-    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, options.mount_attrs())
-        .map_err(fail)?;
+    let mnt = rustix::mount::fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        options.mount_attrs(),
+    )
+    .map_err(fail)?;
     let root = point::fd_facts(mnt.as_fd()).map_err(fail)?;
     rustix::mount::move_mount(
-        &mnt,
+        mnt.as_fd(),
         "",
-        &point.fd,
+        point.fd.as_fd(),
         "",
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
@@ -477,7 +481,12 @@ fn mount_with_syscall(
 /// that follows sees where it went. Errors are ignored (a read-only parent, for one): the
 /// lookup then only sees what it sees, as before.
 fn wait_for_renames_under_way(point: &HeldPoint) {
-    let _ = rustix::fs::renameat(&point.parent_fd, &point.name, &point.parent_fd, &point.name);
+    let _ = rustix::fs::renameat(
+        point.parent_fd.as_fd(),
+        &point.name,
+        point.parent_fd.as_fd(),
+        &point.name,
+    );
 }
 
 /// The identity of the mount that the last component names in the held parent directory,
