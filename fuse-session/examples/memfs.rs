@@ -563,14 +563,11 @@ impl Handler for MemFs {
                 send(reply, tree.listing(ino, read.offset), |reply, list| {
                     reply.with_buffer(read.size as usize, |out| {
                         let mut dir = DirentBuf::new(out);
-                        for Listed {
-                            next,
-                            ino: child,
-                            kind,
-                            name,
-                        } in &list
-                        {
-                            if dir.push(*child, *next, *kind, name).is_err() {
+                        for item in &list {
+                            if dir
+                                .push(item.ino, item.next, item.kind, &item.name)
+                                .is_err()
+                            {
                                 break;
                             }
                         }
@@ -583,27 +580,21 @@ impl Handler for MemFs {
                 send(reply, list, |reply, list| {
                     reply.with_buffer(read.size as usize, |out| {
                         let mut dir = DirentPlusBuf::new(out);
-                        for Listed {
-                            next,
-                            ino: child,
-                            kind,
-                            name,
-                        } in &list
-                        {
-                            if !dir.has_room(name.len()) {
+                        for item in &list {
+                            if !dir.has_room(item.name.len()) {
                                 break;
                             }
                             // `.` and `..` are listed without a lookup (node id 0).
-                            let entry = if name == b"." || name == b".." {
+                            let entry = if item.name == b"." || item.name == b".." {
                                 let attr = sys::fuse_attr {
-                                    ino: *child,
+                                    ino: item.ino,
                                     ..Default::default()
                                 };
                                 reply::entry_out(0, 0, attr, Duration::ZERO, Duration::ZERO)
                             } else {
-                                tree.entry(*child)?
+                                tree.entry(item.ino)?
                             };
-                            dir.push(&entry, *next, *kind, name)
+                            dir.push(&entry, item.next, item.kind, &item.name)
                                 .map_err(|_| Errno::IO)?;
                         }
                         Ok(dir.len())
