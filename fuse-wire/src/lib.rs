@@ -14,6 +14,10 @@
 //!   [`InitConfig`] to the reply, and from the result the `/dev/fuse` read buffer size and
 //!   the io_uring payload size ([`Negotiated::read_buffer_size`],
 //!   [`Negotiated::uring_payload_size`]: one rule for both).
+//! - typed flag words of decoded requests, so that a handler writes no constant by hand:
+//!   [`RenameFlags`], [`XattrFlags`], [`FallocateFlags`] and [`FileType`] (rustix's types,
+//!   the kernel's values), [`SetattrValid`] (`FATTR_*`), from accessors such as
+//!   [`Operation::rename_flags`], and [`dirent_type`] for READDIR records.
 //! - [`notify`]: the server-to-kernel notifications.
 //!
 //! Byte views of the ABI structs come from `fuse-kernel-sys` (zerocopy derives, proven at
@@ -68,6 +72,7 @@
 
 mod decode_error;
 pub mod dirent;
+mod flags;
 pub mod init;
 pub mod notify;
 mod operation;
@@ -83,6 +88,10 @@ pub const ROOT_ID: u64 = sys::FUSE_ROOT_ID as u64;
 
 pub use decode_error::{DecodeError, DecodeErrorKind};
 pub use dirent::{DirentBuf, DirentError, DirentPlusBuf};
+pub use flags::{
+    FallocateFlags, FileType, RenameFlags, SetattrValid, XattrFlags, dirent_type,
+    file_type_of_dirent,
+};
 pub use init::{InitConfig, InitError, KernelInit, MIN_KERNEL_MINOR, Negotiated, negotiate};
 pub use operation::{Forgets, Operation, RemoveMappings};
 pub use reply::{BufferTooSmall, OpenOut, out_error, out_header};
