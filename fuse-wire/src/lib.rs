@@ -14,6 +14,9 @@
 //!   [`InitConfig`] to the reply, and from the result the `/dev/fuse` read buffer size and
 //!   the io_uring payload size ([`Negotiated::read_buffer_size`],
 //!   [`Negotiated::uring_payload_size`]: one rule for both).
+//! - [`init_flags`]: every INIT flag as a `u64`, the one type of every flag word of the INIT
+//!   API; [`InitConfig`]'s documentation tells which flag turns on which request or behaviour
+//!   (READDIRPLUS, for one, comes only when asked for).
 //! - typed flag words of decoded requests, so that a handler writes no constant by hand:
 //!   [`RenameFlags`], [`XattrFlags`], [`FallocateFlags`] and [`FileType`] (rustix's types,
 //!   the kernel's values), [`SetattrValid`] (`FATTR_*`), from accessors such as
@@ -74,6 +77,7 @@ mod decode_error;
 pub mod dirent;
 mod flags;
 pub mod init;
+pub mod init_flags;
 pub mod notify;
 mod operation;
 pub mod reply;
