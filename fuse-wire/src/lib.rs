@@ -28,9 +28,10 @@
 //!
 //! # Protocol versions
 //!
-//! Requests of protocol 7.36 (Linux 5.17) up to 7.45 (Linux 6.18) are decoded; INIT from an
-//! older kernel is refused with `EPROTO` ([`MIN_KERNEL_MINOR`]). A newer kernel is answered
-//! with our minor, and speaks it.
+//! Requests of protocol 7.36 (Linux 5.17) up to 7.46 (Linux 7.3, the ABI of
+//! `fuse-kernel-sys`) are decoded; INIT from an older kernel is refused with `EPROTO`
+//! ([`MIN_KERNEL_MINOR`]). A newer kernel is answered with our minor
+//! ([`sys::FUSE_KERNEL_MINOR_VERSION`]), and speaks it.
 //!
 //! # A server's request loop
 //!

@@ -60,7 +60,7 @@ impl Iterator for RemoveMappings<'_> {
 
 /// One decoded request's operation: the opcode with its typed arguments.
 ///
-/// Every kernel-to-server opcode of protocol 7.45 has a variant. Fixed argument structs are
+/// Every kernel-to-server opcode of protocol 7.46 has a variant. Fixed argument structs are
 /// copies; names and data borrow the request buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
