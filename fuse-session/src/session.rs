@@ -10,7 +10,7 @@ use std::thread::{JoinHandle, Scope};
 use std::time::Duration;
 
 use fuse_dev::{Channel, Connection, Device, Mount, MountOptions};
-use fuse_kernel_sys as sys;
+use fuse_wire::init_flags;
 use fuse_wire::{InitConfig, KernelInit};
 use rustix::io::Errno;
 
@@ -521,8 +521,8 @@ impl Session {
             Transport::Dev => Err("the /dev/fuse transport was chosen".to_string()),
             _ => uring_queues(&kernel),
         };
-        let with_uring = config.with(sys::FUSE_OVER_IO_URING);
-        let without_uring = config.without(sys::FUSE_OVER_IO_URING);
+        let with_uring = config.with(init_flags::OVER_IO_URING);
+        let without_uring = config.without(init_flags::OVER_IO_URING);
         let refuse = |channel: &Channel, e: fuse_wire::InitError| {
             let _ = channel.refuse_init(&init, &e);
             Error::InitRefused(e)
@@ -684,7 +684,7 @@ fn new_shared(
 
 /// The queue ids to serve over io_uring, or why not.
 fn uring_queues(kernel: &KernelInit) -> Result<Vec<u16>, String> {
-    if !kernel.offers(sys::FUSE_OVER_IO_URING) {
+    if !kernel.offers(init_flags::OVER_IO_URING) {
         return Err(
             "the kernel does not offer FUSE_OVER_IO_URING (Linux 6.14+ with \
                     CONFIG_FUSE_IO_URING; as root: echo Y > \

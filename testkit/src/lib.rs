@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
+use fuse_wire::init_flags;
 use rustix::io::Errno;
 use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -300,7 +301,8 @@ impl From<&fuse_wire::Negotiated> for Negotiated {
 /// INIT parameters of the test servers: a few fields, turned into a `fuse_wire::InitConfig`.
 #[derive(Debug, Clone, Copy)]
 pub struct InitOptions {
-    /// 64-bit INIT flags wanted (kept only where offered). `FUSE_INIT_EXT` is added as needed.
+    /// INIT flags wanted (`fuse_wire::init_flags`, kept only where offered). `FUSE_INIT_EXT`
+    /// is added as needed.
     pub want: u64,
     /// `max_write`.
     pub max_write: u32,
@@ -313,7 +315,7 @@ pub struct InitOptions {
 impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
-            want: u64::from(sys::FUSE_ASYNC_READ | sys::FUSE_MAX_PAGES | sys::FUSE_BIG_WRITES),
+            want: init_flags::ASYNC_READ | init_flags::MAX_PAGES | init_flags::BIG_WRITES,
             max_write: 128 * 1024,
             max_pages: 32,
             max_stack_depth: 0,
@@ -326,7 +328,7 @@ impl InitOptions {
     pub fn uring() -> InitOptions {
         let default = InitOptions::default();
         InitOptions {
-            want: default.want | sys::FUSE_OVER_IO_URING,
+            want: default.want | init_flags::OVER_IO_URING,
             ..default
         }
     }
