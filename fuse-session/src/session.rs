@@ -692,7 +692,7 @@ fn uring_queues(kernel: &KernelInit) -> Result<Vec<u16>, String> {
                 .into(),
         );
     }
-    fuse_uring::check_init(&kernel.to_init_in()).map_err(|e| e.to_string())?;
+    fuse_uring::check_init(kernel).map_err(|e| e.to_string())?;
     let qids: Vec<u16> = fuse_uring::queue_ids()
         .map_err(|e| format!("cannot list the possible CPUs: {e}"))?
         .collect();

@@ -98,7 +98,7 @@ impl Rings {
         kernel: &fuse_wire::KernelInit,
         options: RingOptions,
     ) -> io::Result<Rings> {
-        fuse_uring::check_init(&kernel.to_init_in()).map_err(io::Error::other)?;
+        fuse_uring::check_init(kernel).map_err(io::Error::other)?;
         if queues.is_empty() {
             return Err(io::Error::other("no possible CPUs found"));
         }

@@ -77,7 +77,7 @@ fn with_enable_uring_off_library_and_example_say_so_and_dev_fuse_works() {
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     let session = Session::mount_only(dev.clone(), &opts).expect("mount and INIT");
     assert_eq!(session.negotiated.offered & init_flags::OVER_IO_URING, 0);
-    let e = fuse_uring::check_init(&session.negotiated.init_in).expect_err("not offered");
+    let e = fuse_uring::check_init(&session.negotiated.kernel).expect_err("not offered");
     assert_eq!(e, Unsupported::Disabled);
     assert!(e.to_string().contains("enable_uring"), "{e}");
     // A server that registers anyway gets EOPNOTSUPP, reported as "unavailable".

@@ -275,6 +275,9 @@ pub fn reply(dev: BorrowedFd<'_>, unique: u64, error: i32, parts: &[&[u8]]) -> i
 /// What the server asked for in INIT, and what was agreed.
 #[derive(Debug, Clone, Copy)]
 pub struct Negotiated {
+    /// The kernel's INIT request, decoded (what `fuse_dev::Channel::read_init` hands back;
+    /// `fuse_uring::check_init` takes it).
+    pub kernel: fuse_wire::KernelInit,
     /// The kernel's INIT request (as far as the decoder keeps it: major, minor,
     /// max_readahead, flags, flags2).
     pub init_in: sys::fuse_init_in,
@@ -290,6 +293,7 @@ impl From<&fuse_wire::Negotiated> for Negotiated {
     fn from(n: &fuse_wire::Negotiated) -> Self {
         let k = n.kernel();
         Negotiated {
+            kernel: *k,
             init_in: k.to_init_in(),
             init_out: *n.init_out(),
             offered: n.offered(),
