@@ -190,7 +190,10 @@
 //! FUSE-over-io_uring needs Linux 6.14 (protocol 7.42) built with `CONFIG_FUSE_IO_URING` and
 //! the module parameter `/sys/module/fuse/parameters/enable_uring` set to `Y` (it is off by
 //! default); see [`uring_support`]. [`CmdError`] lists every errno the kernel returns
-//! through the CQE and what it means. Developed and tested on Linux 6.18.
+//! through the CQE and what it means. Tested on Linux 6.18 and, in the workspace's kernel
+//! matrix (`cargo xtask vm-test`), on 7.2 and 7.3 (7.3 with buffer pools and zero-copy) and
+//! on 6.1 and 6.12, which have no FUSE-over-io_uring ([`check_init`] says
+//! [`Unsupported::KernelTooOld`]).
 
 #![deny(missing_docs)]
 // `unsafe` only where it is needed, each module saying why; everything else is checked to
