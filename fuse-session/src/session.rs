@@ -397,10 +397,12 @@ impl Session {
         self
     }
 
-    /// What to ask of the kernel in INIT. The session adds `FUSE_OVER_IO_URING` itself
-    /// when it serves over io_uring (and removes it otherwise). Note that some flags enable
-    /// opcodes: without `FUSE_DO_READDIRPLUS` no READDIRPLUS comes, without
-    /// `FUSE_POSIX_ACL` no ACL is enforced by the kernel (see `fuse_wire::InitConfig`).
+    /// What to ask of the kernel in INIT (default: `InitConfig::default()`). The session adds
+    /// `FUSE_OVER_IO_URING` itself when it serves over io_uring (and removes it otherwise).
+    /// Some flags enable requests or behaviour: without `FUSE_DO_READDIRPLUS` no READDIRPLUS
+    /// comes, without `FUSE_POSIX_ACL` no ACL is enforced by the kernel. The flags are
+    /// `fuse_wire::init_flags` (`config.with(init_flags::DO_READDIRPLUS)`); the table of
+    /// what each one does is in [`InitConfig`]'s documentation.
     pub fn init(mut self, config: InitConfig) -> Session {
         self.init = config;
         self
