@@ -19,7 +19,8 @@ pub use rustix::fs::{FallocateFlags, FileType, RenameFlags, XattrFlags};
 /// Get it from a request with [`Operation::setattr_valid`](crate::Operation::setattr_valid)
 /// or [`SetattrValid::from_bits_retain`]. Bits this type does not name are kept (a newer
 /// kernel may send them); [`SetattrValid::unknown`] shows them, so that a server can refuse
-/// what it does not understand. Every bit exists since before 7.36 except where noted.
+/// what it does not understand. A bit without a minor dates from the first protocol
+/// versions; every bit here exists on every kernel this crate serves (7.36 and newer).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SetattrValid(u32);
 

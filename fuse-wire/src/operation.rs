@@ -207,8 +207,8 @@ impl Operation<'_> {
         }
     }
 
-    /// FALLOCATE's `mode`, typed (`FALLOC_FL_KEEP_SIZE`, `PUNCH_HOLE`, `ZERO_RANGE`, ...),
-    /// every bit kept. `None` for every other operation.
+    /// FALLOCATE's `mode` (7.19), typed (`FALLOC_FL_KEEP_SIZE`, `PUNCH_HOLE`, `ZERO_RANGE`,
+    /// ...), every bit kept. `None` for every other operation.
     pub const fn fallocate_mode(&self) -> Option<FallocateFlags> {
         match self {
             Operation::Fallocate(arg) => Some(FallocateFlags::from_bits_retain(arg.mode)),
