@@ -151,7 +151,7 @@ impl KernelInit {
 /// | [`EXPLICIT_INVAL_DATA`] (7.30) | cached data is dropped only by [`notify::inval_inode`](crate::notify::inval_inode) (ignored when [`AUTO_INVAL_DATA`] is agreed too) | as above |
 /// | [`ASYNC_DIO`] (7.22) | one direct I/O call (`O_DIRECT`, `FOPEN_DIRECT_IO`) may have several READs or WRITEs in flight at once | its requests come one after another |
 /// | [`DIRECT_IO_ALLOW_MMAP`] (7.39) | files opened with `FOPEN_DIRECT_IO` may be mapped shared | `mmap(MAP_SHARED)` of such a file fails |
-/// | [`PASSTHROUGH`] (7.40) | an OPEN or CREATE reply may name a backing file ([`OpenOut`](crate::OpenOut) with a `fuse_backing::BackingId<Passthrough>`): the kernel then reads, writes, splices and maps that open file on the backing file, without READ or WRITE requests. Needs `CAP_SYS_ADMIN` (to register backing files) and [`InitConfig::max_stack_depth`] 1 or 2 ([`negotiate`] drops the flag at 0) | every I/O is a request |
+/// | [`PASSTHROUGH`] (7.40) | an OPEN or CREATE reply may name a backing file ([`OpenOut`](crate::OpenOut) with a `fuse_backing::BackingId<Passthrough>`): the kernel then reads, writes, splices and maps that open file on the backing file, without READ or WRITE requests. Needs `CAP_SYS_ADMIN` (to register backing files), [`InitConfig::max_stack_depth`] 1 or 2 ([`negotiate`] drops the flag at 0) and, as `fuse-backing` documents, no [`WRITEBACK_CACHE`] | every I/O is a request |
 /// | [`CACHE_SYMLINKS`] (7.28) | READLINK answers are cached until the inode is invalidated | every symlink resolution sends READLINK |
 /// | [`PARALLEL_DIROPS`] (7.25) | LOOKUPs and READDIRs of one directory may come concurrently | the kernel sends them one at a time per directory |
 ///
