@@ -42,7 +42,8 @@ pub struct Channel {
 pub struct InitRequest {
     /// The request's `unique`, to answer.
     pub unique: u64,
-    /// What the kernel offers.
+    /// What the kernel offers: its protocol version and INIT flags (test them with
+    /// `KernelInit::offers` and `fuse_wire::init_flags`). `fuse_uring::check_init` takes it.
     pub kernel: KernelInit,
 }
 
@@ -239,11 +240,13 @@ impl Channel {
     /// The kernel creates its io_uring queues only once INIT is answered with
     /// `FUSE_OVER_IO_URING`; from then on it sends requests to the rings, and a queue
     /// without registered entries leaves its requests waiting. So:
-    /// 1. `read_init`: see whether the kernel offers `FUSE_OVER_IO_URING`;
+    /// 1. `read_init`: see whether the kernel offers `FUSE_OVER_IO_URING`
+    ///    (`fuse_uring::check_init(&init.kernel)` says why not);
     /// 2. set up every queue that will be registered (rings, buffers, threads), without
     ///    registering yet (REGISTER before the INIT reply fails);
     /// 3. only if every queue could be set up, put `FUSE_OVER_IO_URING` in
-    ///    `InitConfig::want`; `fuse_wire::negotiate`;
+    ///    `InitConfig::want` (`config.with(fuse_wire::init_flags::OVER_IO_URING)`);
+    ///    `fuse_wire::negotiate`;
     /// 4. [`Channel::reply_init`];
     /// 5. register every queue's entries; keep serving this channel too (FORGET and
     ///    INTERRUPT still come over `/dev/fuse`).

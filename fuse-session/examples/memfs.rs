@@ -698,7 +698,7 @@ pub fn run(
         .allow_other(true)
         .default_permissions(true);
     let mut init = InitConfig::default();
-    init.want |= u64::from(sys::FUSE_DO_READDIRPLUS);
+    init.want |= fuse_wire::init_flags::DO_READDIRPLUS;
     Session::mount(mount_point, &options)?
         .transport(transport)
         .init(init)

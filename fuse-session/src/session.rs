@@ -10,7 +10,7 @@ use std::thread::{JoinHandle, Scope};
 use std::time::Duration;
 
 use fuse_dev::{Channel, Connection, Device, Mount, MountOptions};
-use fuse_kernel_sys as sys;
+use fuse_wire::init_flags;
 use fuse_wire::{InitConfig, KernelInit};
 use rustix::io::Errno;
 
@@ -397,10 +397,12 @@ impl Session {
         self
     }
 
-    /// What to ask of the kernel in INIT. The session adds `FUSE_OVER_IO_URING` itself
-    /// when it serves over io_uring (and removes it otherwise). Note that some flags enable
-    /// opcodes: without `FUSE_DO_READDIRPLUS` no READDIRPLUS comes, without
-    /// `FUSE_POSIX_ACL` no ACL is enforced by the kernel (see `fuse_wire::InitConfig`).
+    /// What to ask of the kernel in INIT (default: `InitConfig::default()`). The session adds
+    /// `FUSE_OVER_IO_URING` itself when it serves over io_uring (and removes it otherwise).
+    /// Some flags enable requests or behaviour: without `FUSE_DO_READDIRPLUS` no READDIRPLUS
+    /// comes, without `FUSE_POSIX_ACL` no ACL is enforced by the kernel. The flags are
+    /// `fuse_wire::init_flags` (`config.with(init_flags::DO_READDIRPLUS)`); the table of
+    /// what each one does is in [`InitConfig`]'s documentation.
     pub fn init(mut self, config: InitConfig) -> Session {
         self.init = config;
         self
@@ -521,8 +523,8 @@ impl Session {
             Transport::Dev => Err("the /dev/fuse transport was chosen".to_string()),
             _ => uring_queues(&kernel),
         };
-        let with_uring = config.with(sys::FUSE_OVER_IO_URING);
-        let without_uring = config.without(sys::FUSE_OVER_IO_URING);
+        let with_uring = config.with(init_flags::OVER_IO_URING);
+        let without_uring = config.without(init_flags::OVER_IO_URING);
         let refuse = |channel: &Channel, e: fuse_wire::InitError| {
             let _ = channel.refuse_init(&init, &e);
             Error::InitRefused(e)
@@ -684,7 +686,7 @@ fn new_shared(
 
 /// The queue ids to serve over io_uring, or why not.
 fn uring_queues(kernel: &KernelInit) -> Result<Vec<u16>, String> {
-    if !kernel.offers(sys::FUSE_OVER_IO_URING) {
+    if !kernel.offers(init_flags::OVER_IO_URING) {
         return Err(
             "the kernel does not offer FUSE_OVER_IO_URING (Linux 6.14+ with \
                     CONFIG_FUSE_IO_URING; as root: echo Y > \
@@ -692,7 +694,7 @@ fn uring_queues(kernel: &KernelInit) -> Result<Vec<u16>, String> {
                 .into(),
         );
     }
-    fuse_uring::check_init(&kernel.to_init_in()).map_err(|e| e.to_string())?;
+    fuse_uring::check_init(kernel).map_err(|e| e.to_string())?;
     let qids: Vec<u16> = fuse_uring::queue_ids()
         .map_err(|e| format!("cannot list the possible CPUs: {e}"))?
         .collect();

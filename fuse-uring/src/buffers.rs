@@ -98,11 +98,11 @@ impl QueueConfig {
     }
 
     /// Uses `pool` when the kernel offered `FUSE_HAS_IO_URING_BUFPOOL` in the INIT flags
-    /// `offered` (its 64-bit flags: `flags | flags2 << 32` with `FUSE_INIT_EXT`), and per-entry
-    /// buffers otherwise: the one call that makes the same server code right on 7.46 kernels
-    /// and on older ones, without looking at the minor.
+    /// `offered` (its 64-bit flags, `fuse_wire::KernelInit::flags`: `flags | flags2 << 32`
+    /// with `FUSE_INIT_EXT`), and per-entry buffers otherwise: the one call that makes the
+    /// same server code right on 7.46 kernels and on older ones, without looking at the minor.
     pub fn pool_if_offered(mut self, offered: u64, pool: Pool) -> QueueConfig {
-        self.pool = (offered & fuse_kernel_sys::FUSE_HAS_IO_URING_BUFPOOL != 0).then_some(pool);
+        self.pool = (offered & fuse_wire::init_flags::HAS_IO_URING_BUFPOOL != 0).then_some(pool);
         self
     }
 

@@ -11,14 +11,14 @@ use crate::setup::ENABLE_URING_PARAM;
 /// A REGISTER or COMMIT_AND_FETCH command that the kernel completed with an error (a negative
 /// `res` in the CQE). The kernel's errno is kept as is.
 ///
-/// What the errno values mean (Linux 6.14 – 6.18, `fs/fuse/dev_uring.c`):
+/// What the errno values mean (Linux 6.14 – 7.3, `fs/fuse/dev_uring.c`):
 ///
 /// | errno | command | meaning |
 /// |---|---|---|
 /// | `ENOTCONN` | both | the connection was unmounted or aborted (every armed entry completes with it at teardown), or the ring was closed; on 6.14–6.17 also "fd not attached to a connection" |
 /// | `ECONNABORTED` | both | the connection was aborted (fusectl `abort`) |
 /// | `ECANCELED` | both | the task that owns the ring is exiting |
-/// | `EOPNOTSUPP` | both | FUSE-over-io_uring is off (`/sys/module/fuse/parameters/enable_uring`), the kernel predates it (6.14) or lacks `CONFIG_FUSE_IO_URING`, or the fd is not `/dev/fuse` |
+/// | `EOPNOTSUPP` | both | FUSE-over-io_uring is off (`/sys/module/fuse/parameters/enable_uring`), the kernel predates it (6.14) or lacks `CONFIG_FUSE_IO_URING`, or the fd is not `/dev/fuse`; on 7.2 and 7.3 also every command after one REGISTER of the connection failed (6.18 checks each command as usual) |
 /// | `EPERM` | both | the fd is a `/dev/fuse` fd not attached to a connection (6.18) |
 /// | `EAGAIN` | both | the INIT reply has not been processed yet |
 /// | `EINVAL` | REGISTER | `qid` >= number of possible CPUs, payload buffer smaller than the negotiated maximum payload, or the ring was not set up with `IORING_SETUP_SQE128` |

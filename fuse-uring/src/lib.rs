@@ -130,7 +130,9 @@
 //! The `fuse-session` crate does all of this for a handler; this is the order it follows,
 //! and the one `fuse-dev`'s `Channel::read_init` documents:
 //!
-//! 1. Mount, read INIT from `/dev/fuse` (do not answer yet), call [`check_init`].
+//! 1. Mount, read INIT from `/dev/fuse` without answering it (`fuse_dev::Channel::read_init`)
+//!    and pass the request it hands back (its `kernel`, a `fuse_wire::KernelInit`) to
+//!    [`check_init`].
 //! 2. Start one thread per queue id of [`queue_ids`] (one per *possible* CPU), pinned to its
 //!    CPU (the kernel puts a request on the queue of the CPU the requesting task runs on).
 //!    Each thread creates its own [`QueueBuffers`] (with the payload size that the INIT reply
@@ -138,20 +140,21 @@
 //!    ([`ring_builder`]: single issuer, so it must be created on the thread that submits),
 //!    puts them in a [`Queue`], says it is ready, and waits. Nothing is registered yet: the
 //!    kernel refuses REGISTER before INIT is answered (`EAGAIN`).
-//! 3. Only if every queue is ready, answer INIT with `FUSE_OVER_IO_URING` (plus
-//!    `FUSE_INIT_EXT`, as it is a `flags2` bit); if one is not, answer without it, end the
-//!    threads and serve `/dev/fuse`.
+//! 3. Only if every queue is ready, answer INIT with `FUSE_OVER_IO_URING`
+//!    (`fuse_wire::init_flags::OVER_IO_URING` in `InitConfig::want`; `fuse_wire::negotiate`
+//!    adds `FUSE_INIT_EXT`, as it is a `flags2` bit); if one is not, answer without it, end
+//!    the threads and serve `/dev/fuse`.
 //! 4. Let every thread register all its entries, then loop as above. **Every** queue needs
 //!    a registered entry before the kernel switches the connection to the ring, and until
 //!    then new requests *block*: a queue that fails after INIT must abort the connection
 //!    (fusectl `abort`), or the mount hangs.
-//! 3. Keep one thread reading `/dev/fuse`: FORGET, BATCH_FORGET and INTERRUPT still arrive
+//! 5. Keep one thread reading `/dev/fuse`: FORGET, BATCH_FORGET and INTERRUPT still arrive
 //!    there, and notifications (`unique = 0`) must still be written there.
-//! 4. Nothing is allocated on the request path: tokens are moved, SQEs built on the stack,
+//! 6. Nothing is allocated on the request path: tokens are moved, SQEs built on the stack,
 //!    replies written in place. The depth bounds the requests a queue serves concurrently; a
 //!    thread may hand entries (which are `Send`) to workers, for example scoped threads, and
 //!    commit them when they come back, as long as the ring's thread does the committing.
-//! 5. Shutdown: at unmount (or fusectl abort) every armed entry completes with `ENOTCONN`;
+//! 7. Shutdown: at unmount (or fusectl abort) every armed entry completes with `ENOTCONN`;
 //!    a thread is done when [`Queue::in_kernel`] is 0. A `Queue` dropped earlier closes its
 //!    ring and leaks its buffers rather than unmapping memory the kernel may still write; with
 //!    your own ring, do the same (`std::mem::forget` the buffers).
@@ -160,7 +163,7 @@
 //!
 //! One API for both kinds of kernel: build the config with
 //! [`QueueConfig::pool_if_offered`]`(offered, Pool::standard(zero_copy))`, where `offered` is
-//! the kernel's 64-bit INIT flags. When the kernel offered `FUSE_HAS_IO_URING_BUFPOOL`, the
+//! the kernel's 64-bit INIT flags (`fuse_wire::KernelInit::flags`). When the kernel offered `FUSE_HAS_IO_URING_BUFPOOL`, the
 //! queue's payload region becomes one pool: [`Queue::register_all`] registers it with the ring
 //! as fixed buffer 0, sends `ADD_QUEUE` and `ADD_BUFPOOL`, then REGISTERs every entry with an
 //! empty payload iovec; each request's payload is found at `fuse_uring_ent_in_out.offset`
@@ -187,7 +190,10 @@
 //! FUSE-over-io_uring needs Linux 6.14 (protocol 7.42) built with `CONFIG_FUSE_IO_URING` and
 //! the module parameter `/sys/module/fuse/parameters/enable_uring` set to `Y` (it is off by
 //! default); see [`uring_support`]. [`CmdError`] lists every errno the kernel returns
-//! through the CQE and what it means. Developed and tested on Linux 6.18.
+//! through the CQE and what it means. Tested on Linux 6.18 and, in the workspace's kernel
+//! matrix (`cargo xtask vm-test`), on 7.2 and 7.3 (7.3 with buffer pools and zero-copy) and
+//! on 6.1 and 6.12, which have no FUSE-over-io_uring ([`check_init`] says
+//! [`Unsupported::KernelTooOld`]).
 
 #![deny(missing_docs)]
 // `unsafe` only where it is needed, each module saying why; everything else is checked to
@@ -226,7 +232,7 @@ pub use queue::{Completions, ForeignEntry, Queue, Ring};
 pub use rustix::io::Errno;
 pub use setup::{
     CpuListError, ENABLE_URING_PARAM, KERNEL_DEFAULT_MAX_PAGES, POSSIBLE_CPUS_PATH,
-    REQUIRED_SETUP_FLAGS, URING_MIN_MINOR, Unsupported, UringSupport, check_init, parse_cpu_list,
-    payload_size, payload_size_for, possible_cpus, queue_count, queue_ids, ring_builder,
-    uring_support,
+    REQUIRED_SETUP_FLAGS, URING_MIN_MINOR, Unsupported, UringSupport, check_init, check_init_in,
+    parse_cpu_list, payload_size, payload_size_for, possible_cpus, queue_count, queue_ids,
+    ring_builder, uring_support,
 };

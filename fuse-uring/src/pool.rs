@@ -283,6 +283,7 @@ mod queue_tests {
     use crate::sqe::tests::decode;
     use crate::{Command, Pool, PoolError, QueueBuffers, QueueConfig};
     use fuse_kernel_sys as sys;
+    use fuse_wire::init_flags;
 
     const PAYLOAD: usize = 3 * 4096;
 
@@ -447,7 +448,7 @@ mod queue_tests {
     #[test]
     fn pool_if_offered_follows_the_kernels_flag() {
         let c = QueueConfig::unbound(0, 1, PAYLOAD);
-        let offered = sys::FUSE_OVER_IO_URING | sys::FUSE_HAS_IO_URING_BUFPOOL;
+        let offered = init_flags::OVER_IO_URING | init_flags::HAS_IO_URING_BUFPOOL;
         assert_eq!(
             c.clone()
                 .pool_if_offered(offered, Pool::standard(false))
@@ -455,7 +456,7 @@ mod queue_tests {
             Some(Pool::standard(false))
         );
         assert_eq!(
-            c.pool_if_offered(sys::FUSE_OVER_IO_URING, Pool::standard(false))
+            c.pool_if_offered(init_flags::OVER_IO_URING, Pool::standard(false))
                 .pool,
             None,
             "a 7.45 kernel: per-entry buffers"

@@ -76,20 +76,61 @@ fn init_flags(flags: u32, flags2: u32) -> u64 {
 
 /// Checks the kernel's INIT request: may this connection use FUSE-over-io_uring?
 ///
+/// `kernel` is the decoded request as `fuse-dev` hands it back before INIT is answered
+/// (`fuse_dev::Channel::read_init` gives an `InitRequest` whose `kernel` this is), or as
+/// `fuse_wire::KernelInit::parse` decodes it. For a raw `fuse_init_in`, [`check_init_in`].
+///
 /// The kernel offers `FUSE_OVER_IO_URING` only when it speaks 7.42 or later (Linux 6.14) and
 /// `enable_uring` is on. The server must then set the flag in its INIT reply, and must
 /// register at least one entry on every queue promptly afterwards: while the flag is agreed
 /// and the ring is not complete, new FUSE requests wait.
 ///
+/// ```
+/// use fuse_wire::{KernelInit, init_flags};
+///
+/// let offered = KernelInit {
+///     major: 7,
+///     minor: 46,
+///     max_readahead: 131072,
+///     flags: init_flags::INIT_EXT | init_flags::OVER_IO_URING,
+/// };
+/// assert_eq!(fuse_uring::check_init(&offered), Ok(()));
+/// let old = KernelInit { minor: 41, ..offered };
+/// assert_eq!(
+///     fuse_uring::check_init(&old),
+///     Err(fuse_uring::Unsupported::KernelTooOld { minor: 41 })
+/// );
+/// ```
+///
 /// # Errors
-/// [`Unsupported`] naming the reason; its message names the `enable_uring` knob.
-pub fn check_init(init_in: &sys::fuse_init_in) -> Result<(), Unsupported> {
-    if init_in.major == sys::FUSE_KERNEL_VERSION && init_in.minor < URING_MIN_MINOR {
-        return Err(Unsupported::KernelTooOld {
-            minor: init_in.minor,
-        });
+/// [`Unsupported`] naming the reason; its message names the `enable_uring` knob. Which of
+/// [`Unsupported::Disabled`] and [`Unsupported::NotBuilt`] is told when a 7.42+ kernel did
+/// not offer the flag depends on this machine's [`ENABLE_URING_PARAM`].
+pub fn check_init(kernel: &fuse_wire::KernelInit) -> Result<(), Unsupported> {
+    check(kernel.major, kernel.minor, kernel.flags)
+}
+
+/// [`check_init`] for callers that hold the kernel's raw `fuse_init_in` (the 64 bytes after
+/// the INIT request's header) instead of a decoded `fuse_wire::KernelInit`: `flags2` counts
+/// only when `flags` has `FUSE_INIT_EXT`, as the kernel means it.
+///
+/// # Errors
+/// As [`check_init`].
+pub fn check_init_in(init_in: &sys::fuse_init_in) -> Result<(), Unsupported> {
+    check(
+        init_in.major,
+        init_in.minor,
+        init_flags(init_in.flags, init_in.flags2),
+    )
+}
+
+/// The one check behind [`check_init`] and [`check_init_in`]: `flags` are the 64-bit INIT
+/// flags the kernel offered.
+fn check(major: u32, minor: u32, flags: u64) -> Result<(), Unsupported> {
+    if major == sys::FUSE_KERNEL_VERSION && minor < URING_MIN_MINOR {
+        return Err(Unsupported::KernelTooOld { minor });
     }
-    if init_flags(init_in.flags, init_in.flags2) & sys::FUSE_OVER_IO_URING != 0 {
+    if flags & fuse_wire::init_flags::OVER_IO_URING != 0 {
         return Ok(());
     }
     Err(match uring_support() {
@@ -297,6 +338,7 @@ impl From<Unsupported> for io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sys::zerocopy::IntoBytes;
 
     #[test]
     fn cpu_lists_parse() {
@@ -366,22 +408,34 @@ mod tests {
 
     #[test]
     fn init_check_names_the_reason() {
-        let uring_hi = (sys::FUSE_OVER_IO_URING >> 32) as u32;
-        assert_eq!(
-            check_init(&init_in(45, sys::FUSE_INIT_EXT, uring_hi)),
-            Ok(())
-        );
-        assert_eq!(
-            check_init(&init_in(41, sys::FUSE_INIT_EXT, uring_hi)),
-            Err(Unsupported::KernelTooOld { minor: 41 })
-        );
-        // flags2 does not count without FUSE_INIT_EXT.
-        let not_offered = check_init(&init_in(45, 0, uring_hi)).unwrap_err();
-        let expected = match uring_support() {
+        // FUSE_INIT_EXT is bit 30 of flags, FUSE_OVER_IO_URING bit 41 (bit 9 of flags2).
+        let (ext, uring_hi) = (1 << 30, 1 << 9);
+        let expected_off = match uring_support() {
             UringSupport::Unavailable => Unsupported::NotBuilt,
             _ => Unsupported::Disabled,
         };
-        assert_eq!(not_offered, expected);
+        for (minor, flags, flags2, expected) in [
+            (45, ext, uring_hi, Ok(())),
+            (
+                41,
+                ext,
+                uring_hi,
+                Err(Unsupported::KernelTooOld { minor: 41 }),
+            ),
+            (45, ext, 0, Err(expected_off)),
+            // flags2 does not count without FUSE_INIT_EXT.
+            (45, 0, uring_hi, Err(expected_off)),
+        ] {
+            let raw = init_in(minor, flags, flags2);
+            assert_eq!(
+                check_init_in(&raw),
+                expected,
+                "raw {minor} {flags:#x} {flags2:#x}"
+            );
+            // The decoded request, as fuse-dev hands it back, says the same.
+            let kernel = fuse_wire::KernelInit::parse(raw.as_bytes()).unwrap();
+            assert_eq!(check_init(&kernel), expected, "decoded {kernel:?}");
+        }
     }
 
     #[test]

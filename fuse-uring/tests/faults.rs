@@ -88,7 +88,7 @@ fn abort_with_entries_registered_returns_every_entry_and_unmaps() {
     const DEPTH: u32 = 4;
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     let session = Session::mount_only(dev.clone(), &uring_opts()).expect("mount and INIT");
-    fuse_uring::check_init(&session.negotiated.init_in).expect("io_uring offered");
+    fuse_uring::check_init(&session.negotiated.kernel).expect("io_uring offered");
     let connection = session
         .mount()
         .and_then(testkit::Mount::connection)

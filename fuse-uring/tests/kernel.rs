@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
 use fuse_uring::{Command, Entry, FuseFd, Queue, QueueBuffers, QueueConfig, Ring};
+use fuse_wire::init_flags;
 use io_uring::{IoUring, cqueue, squeue, types};
 use rustix::io::Errno;
 use testkit::{Counters, Feature, Handler, InitOptions, MemFs, Needs, Reply, Request, Session};
@@ -395,8 +396,8 @@ fn serve_through_the_ring(api: Api, kind: RingKind, fixed_fd: bool) {
     let root = session.path().to_owned();
 
     // INIT agreed on FUSE_OVER_IO_URING; the payload size follows from the reply.
-    fuse_uring::check_init(&session.negotiated.init_in).expect("kernel offers io_uring");
-    assert_ne!(session.negotiated.accepted & sys::FUSE_OVER_IO_URING, 0);
+    fuse_uring::check_init(&session.negotiated.kernel).expect("kernel offers io_uring");
+    assert_ne!(session.negotiated.accepted & init_flags::OVER_IO_URING, 0);
     let init_out = session.negotiated.init_out;
     assert_eq!((init_out.max_write, init_out.max_pages), (128 * 1024, 32));
     let payload_size = fuse_uring::payload_size(&init_out);
@@ -688,7 +689,7 @@ fn register_on_unmounted_fd_and_before_init_fail_then_retry_succeeds() {
     // request arrives), and unmounting gives it back with ENOTCONN.
     let entry = done.entry;
     let negotiated = testkit::handshake(dev.as_fd(), &uring_opts()).expect("INIT");
-    fuse_uring::check_init(&negotiated.init_in).expect("io_uring offered");
+    fuse_uring::check_init(&negotiated.kernel).expect("io_uring offered");
     submit_one(&mut ring, entry.register());
     assert!(
         ring.completion().next().is_none(),
@@ -848,14 +849,14 @@ fn before_linux_6_14_the_library_says_why_io_uring_is_unavailable() {
 
     // INIT does not offer it, and check_init says the kernel is too old, by its minor version.
     let mut opts = InitOptions::default();
-    opts.want |= sys::FUSE_OVER_IO_URING;
+    opts.want |= init_flags::OVER_IO_URING;
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     let session = Session::mount_only(dev.clone(), &opts).expect("mount and INIT");
     let connection = session.mount().and_then(testkit::Mount::connection);
-    assert_eq!(session.negotiated.offered & sys::FUSE_OVER_IO_URING, 0);
+    assert_eq!(session.negotiated.offered & init_flags::OVER_IO_URING, 0);
     assert_eq!(session.negotiated.init_in.minor, caps.init_minor);
     assert!(caps.init_minor < 42, "FUSE-over-io_uring came with 7.42");
-    let e = fuse_uring::check_init(&session.negotiated.init_in).expect_err("not offered");
+    let e = fuse_uring::check_init(&session.negotiated.kernel).expect_err("not offered");
     assert_eq!(
         e,
         fuse_uring::Unsupported::KernelTooOld {

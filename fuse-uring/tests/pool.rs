@@ -23,6 +23,7 @@ use fuse_kernel_sys as sys;
 use fuse_uring::{
     Command, Completion, Errno, FuseFd, Pool, Queue, QueueBuffers, QueueConfig, Ring, sqe,
 };
+use fuse_wire::init_flags;
 use io_uring::{IoUring, cqueue, squeue};
 use testkit::{Counters, Handler, InitOptions, MemFs, Needs, Reply, Request, Session};
 
@@ -51,7 +52,7 @@ impl Kernel {
         println!(
             "kernel: protocol 7.{}, FUSE_OVER_IO_URING {}, FUSE_HAS_IO_URING_BUFPOOL {pools}: {}",
             k.minor,
-            k.offered & sys::FUSE_OVER_IO_URING != 0,
+            k.offered & init_flags::OVER_IO_URING != 0,
             if pools {
                 "testing buffer pools"
             } else {
@@ -69,7 +70,7 @@ impl Kernel {
     }
 
     fn pools(&self) -> bool {
-        self.offered & sys::FUSE_HAS_IO_URING_BUFPOOL != 0
+        self.offered & init_flags::HAS_IO_URING_BUFPOOL != 0
     }
 }
 
@@ -338,7 +339,7 @@ fn run(mode: Mode, data: &[u8]) -> Option<Run> {
                     dev: dev.clone(),
                     payload,
                     offered: if mode == Mode::PerEntry {
-                        kernel.offered & !sys::FUSE_HAS_IO_URING_BUFPOOL
+                        kernel.offered & !init_flags::HAS_IO_URING_BUFPOOL
                     } else {
                         kernel.offered
                     },

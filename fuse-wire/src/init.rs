@@ -12,6 +12,7 @@ use sys::zerocopy::{FromBytes, IntoBytes};
 
 use crate::Errno;
 use crate::decode_error::DecodeError;
+use crate::init_flags;
 use crate::request::Protocol;
 
 /// The oldest kernel protocol minor this crate serves: 7.36 (Linux 5.17), the first with the
@@ -38,8 +39,9 @@ pub const MAX_STACK_DEPTH: u32 = 2;
 /// The kernel's INIT request, decoded.
 ///
 /// `flags` merges `flags` and, when the kernel sets `FUSE_INIT_EXT`, `flags2 << 32`: test
-/// any INIT flag of `fuse-kernel-sys` against it (`FUSE_PASSTHROUGH`, `FUSE_OVER_IO_URING`
-/// and the other bits 32..63 are `u64` constants there).
+/// the flags of [`init_flags`] against it, or ask [`KernelInit::offers`].
+/// This is what `fuse_dev::Channel::read_init` hands back (`InitRequest::kernel`) and what
+/// `fuse_uring::check_init` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelInit {
     /// Protocol major version (7 for every kernel so far).
@@ -48,7 +50,7 @@ pub struct KernelInit {
     pub minor: u32,
     /// The kernel's readahead limit in bytes.
     pub max_readahead: u32,
-    /// Every flag the kernel offers, as 64 bits.
+    /// Every flag the kernel offers, as 64 bits ([`init_flags`]).
     pub flags: u64,
 }
 
@@ -89,7 +91,8 @@ impl KernelInit {
         }
     }
 
-    /// Whether the kernel offers `flag` (an INIT flag of `fuse-kernel-sys`, as `u64`).
+    /// Whether the kernel offers every flag of `flag` (flags of
+    /// [`init_flags`], joined with `|`).
     pub const fn offers(&self, flag: u64) -> bool {
         self.flags & flag == flag
     }
@@ -98,12 +101,143 @@ impl KernelInit {
 /// What the server wants from the connection.
 ///
 /// Only offered flags are accepted; values are clamped to what the kernel allows (see each
-/// field). Build with [`InitConfig::default`] and change what matters.
+/// field). Build with [`InitConfig::default`] and change what matters, with the flags of
+/// [`init_flags`]:
+///
+/// ```
+/// use fuse_wire::{InitConfig, init_flags};
+///
+/// // READDIRPLUS requests come only if asked for: the default does not ask.
+/// let config = InitConfig::default().with(init_flags::DO_READDIRPLUS);
+/// assert!(config.want & init_flags::DO_READDIRPLUS != 0);
+/// assert!(InitConfig::default().want & init_flags::DO_READDIRPLUS == 0);
+/// ```
+///
+/// # The default
+///
+/// [`InitConfig::default`] asks for [`ASYNC_READ`], [`BIG_WRITES`] and [`MAX_PAGES`] (with
+/// 1 MiB requests) and nothing else. So, unless you add flags: **READDIRPLUS never comes**
+/// (directories are listed with READDIR), file locks stay inside the kernel (no GETLK,
+/// SETLK, SETLKW), writes are not cached by the kernel, ACLs are not enforced, LOOKUPs and
+/// READDIRs of one directory come one at a time, and no request comes over io_uring.
+///
+/// # What each flag turns on
+///
+/// A flag is agreed when the server asks for it (in [`InitConfig::want`]) and the kernel
+/// offers it; [`negotiate`] keeps exactly those ([`Negotiated::has`]). Some flags are only
+/// the kernel telling what it can do ("offered only"): asking for them changes nothing.
+/// The minor is the protocol version that introduced the flag; every flag older than 7.36
+/// exists on every kernel this crate serves ([`MIN_KERNEL_MINOR`]).
+///
+/// Requests that come only with a flag:
+///
+/// | flag (minor) | when agreed | without it |
+/// |---|---|---|
+/// | [`DO_READDIRPLUS`] (7.21) | directories are listed with READDIRPLUS: each entry comes with its attributes and counts as a LOOKUP (FORGET follows). With [`READDIRPLUS_AUTO`] (7.21) too, the kernel picks per read: READDIRPLUS at the start of a listing and when entries of the directory were looked up since, READDIR otherwise | only READDIR comes; READDIRPLUS never does |
+/// | [`POSIX_LOCKS`] (7.7) | `fcntl(2)` record locks come as GETLK, SETLK and SETLKW: the server decides conflicts | POSIX locks are kept in the kernel, local to this machine; the server never sees them |
+/// | [`FLOCK_LOCKS`] (7.17) | `flock(2)` locks come as SETLK and SETLKW with `FUSE_LK_FLOCK` in `lk_flags` | `flock(2)` locks are kernel-local |
+/// | [`OVER_IO_URING`] (7.42) | requests come through the io_uring queues instead of `read(2)` on `/dev/fuse` (FORGET, BATCH_FORGET, INTERRUPT and NOTIFY_REPLY still come over `/dev/fuse`); every queue must then have entries registered, or its requests wait. Ask for it only once every queue is set up: `fuse-session` does; by hand, `fuse_dev::Channel::read_init`, `fuse_uring::check_init`, the queues, then this flag | everything comes over `/dev/fuse` |
+/// | [`NO_OPEN_SUPPORT`] (7.23), [`NO_OPENDIR_SUPPORT`] (7.29) | offered only: answer one OPEN (OPENDIR) with `ENOSYS` and the kernel stops sending OPEN and RELEASE (OPENDIR and RELEASEDIR), using file handle 0 | OPEN and OPENDIR come for every open |
+///
+/// Caching and I/O:
+///
+/// | flag (minor) | when agreed | without it |
+/// |---|---|---|
+/// | [`ASYNC_READ`] (7.6, default) | readahead READs go out in the background, several in flight for one file, in any order | each readahead READ is waited for before the next |
+/// | [`BIG_WRITES`] (7.9, default) | a WRITE carries up to `max_write` bytes | a WRITE carries at most one page |
+/// | [`MAX_PAGES`] (7.28, default) | requests and replies of up to [`InitConfig::max_pages`] pages (the kernel clamps it to `/proc/sys/fs/fuse/max_pages_limit`); [`Negotiated::uring_payload_size`] and [`Negotiated::read_buffer_size`] follow | 32 pages per request |
+/// | [`WRITEBACK_CACHE`] (7.23) | buffered writes land in the kernel's page cache and reach the server later as WRITEs with `FUSE_WRITE_CACHE`, through an open writable handle of the file that need not be the writer's. The kernel may READ through a handle opened `O_WRONLY` (to fill partial pages), so open backing files read-write; it implements `O_APPEND` itself; it keeps its own size and times, sending mtime and ctime back with SETATTR (`FATTR_MTIME`, `FATTR_CTIME`) | every `write(2)` is a WRITE before it returns |
+/// | [`AUTO_INVAL_DATA`] (7.20) | cached data of a file is dropped when fresh attributes show another size or mtime | cached data is kept until an open without `FOPEN_KEEP_CACHE` or a [`notify::inval_inode`](crate::notify::inval_inode) |
+/// | [`EXPLICIT_INVAL_DATA`] (7.30) | cached data is dropped only by [`notify::inval_inode`](crate::notify::inval_inode) (ignored when [`AUTO_INVAL_DATA`] is agreed too) | as above |
+/// | [`ASYNC_DIO`] (7.22) | one direct I/O call (`O_DIRECT`, `FOPEN_DIRECT_IO`) may have several READs or WRITEs in flight at once | its requests come one after another |
+/// | [`DIRECT_IO_ALLOW_MMAP`] (7.39) | files opened with `FOPEN_DIRECT_IO` may be mapped shared | `mmap(MAP_SHARED)` of such a file fails |
+/// | [`PASSTHROUGH`] (7.40) | an OPEN or CREATE reply may name a backing file ([`OpenOut`](crate::OpenOut) with a `fuse_backing::BackingId<Passthrough>`): the kernel then reads, writes, splices and maps that open file on the backing file, without READ or WRITE requests. Needs `CAP_SYS_ADMIN` (to register backing files), [`InitConfig::max_stack_depth`] 1 or 2 ([`negotiate`] drops the flag at 0) and, as `fuse-backing` documents, no [`WRITEBACK_CACHE`] | every I/O is a request |
+/// | [`CACHE_SYMLINKS`] (7.28) | READLINK answers are cached until the inode is invalidated | every symlink resolution sends READLINK |
+/// | [`PARALLEL_DIROPS`] (7.25) | LOOKUPs and READDIRs of one directory may come concurrently | the kernel sends them one at a time per directory |
+///
+/// Permissions and attributes:
+///
+/// | flag (minor) | when agreed | without it |
+/// |---|---|---|
+/// | [`POSIX_ACL`] (7.26) | the kernel checks permissions itself (it turns on `default_permissions`) including POSIX ACLs, which it reads, caches and writes as the `system.posix_acl_access` and `system.posix_acl_default` xattrs (GETXATTR, SETXATTR, REMOVEXATTR): the server stores them | ACLs are not enforced by the kernel |
+/// | [`DONT_MASK`] (7.12) | CREATE, MKNOD and MKDIR carry the mode unmasked; the server applies their `umask` | the mode arrives with the umask applied |
+/// | [`ATOMIC_O_TRUNC`] (7.9) | OPEN keeps `O_TRUNC` in its flags; the server truncates | the kernel removes `O_TRUNC` and truncates with a SETATTR of size 0 |
+/// | [`HANDLE_KILLPRIV`] (7.26) | the server clears setuid, setgid and `security.capability` on WRITE, chown and truncate | the kernel clears them (a SETATTR of the mode) |
+/// | [`HANDLE_KILLPRIV_V2`] (7.33) | as [`HANDLE_KILLPRIV`], and the kernel says when, with Linux's rule (a caller without `CAP_FSETID`): `FUSE_WRITE_KILL_SUIDGID` in WRITE, [`SetattrValid::KILL_SUIDGID`](crate::SetattrValid::KILL_SUIDGID) in SETATTR, `FUSE_OPEN_KILL_SUIDGID` in OPEN and CREATE with `O_TRUNC` | as above |
+/// | [`SETXATTR_EXT`] (7.33) | SETXATTR carries the longer `fuse_setxattr_in` (its `setxattr_flags`, for example `FUSE_SETXATTR_ACL_KILL_SGID`); [`Negotiated::protocol`] makes the decoder read it | the short form; those fields decode as 0 |
+/// | [`SECURITY_CTX`] (7.36) | CREATE, MKNOD, MKDIR, SYMLINK and TMPFILE carry the security context (LSM label) of the new inode in their extensions ([`Request::extensions`](crate::Request::extensions)) | no context is sent |
+/// | [`CREATE_SUPP_GROUP`] (7.38) | the same requests carry a supplementary-groups extension with the parent directory's group when the caller is a member of it without it being its fsgid | no group is sent |
+/// | [`ALLOW_IDMAP`] (7.41) | the mount may be idmapped; the kernel fails INIT unless the mount has `default_permissions` | idmapped mounts are refused |
+/// | [`EXPORT_SUPPORT`] (7.9) | the server answers LOOKUP of `.` and `..` in any directory, so file handles of the mount (NFS export, `open_by_handle_at`) decode even after the kernel dropped the inode | a file handle decodes only while its inode is cached (else `ESTALE`) |
+/// | [`NO_EXPORT_SUPPORT`] (7.40) | the mount cannot be exported: its file handles only identify files (`AT_HANDLE_FID`) and never open them | as above |
+///
+/// The connection:
+///
+/// | flag (minor) | when agreed | without it |
+/// |---|---|---|
+/// | [`INIT_EXT`] (7.36) | the second flags word (bits 32..63) counts; [`negotiate`] sets it when a flag from there is accepted: never ask for it | only bits 0..31 |
+/// | [`REQUEST_TIMEOUT`] (7.43) | the kernel aborts the connection when a request is not answered within [`InitConfig::request_timeout`] seconds | no limit (unless the system sets one) |
+/// | [`ABORT_ERROR`] (7.27) | reads of an aborted connection fail with `ECONNABORTED` instead of `ENODEV` (`fuse_dev::Channel::receive` ends cleanly on both) | `ENODEV` |
+/// | [`HAS_IO_URING_BUFPOOL`] (7.46) | offered only: io_uring queues may get a buffer pool and zero-copy (`ADD_QUEUE`, `ADD_BUFPOOL`); `fuse-uring`'s `QueueConfig::pool_if_offered` and `fuse-session` use them when offered | per-entry buffers |
+/// | [`HAS_RESEND`] (7.40) | offered only: [`notify::resend`](crate::notify::resend) works, and resent requests carry `FUSE_UNIQUE_RESEND` in `unique` | no resend |
+/// | [`HAS_EXPIRE_ONLY`] (7.38) | offered only: [`notify::inval_entry`](crate::notify::inval_entry) can merely expire an entry (`FUSE_EXPIRE_ONLY`) | full invalidation only |
+/// | [`HAS_IOCTL_DIR`] (7.18) | offered only: IOCTL may come for directories | |
+/// | [`SPLICE_READ`], [`SPLICE_WRITE`], [`SPLICE_MOVE`] (7.14) | offered only: `/dev/fuse` supports `splice(2)`; the crates of this workspace read and `writev` instead, so nothing uses them | |
+/// | [`MAP_ALIGNMENT`] (7.31), [`HAS_INODE_DAX`] (7.36), [`SUBMOUNTS`] (7.32) | offered only by virtiofs (its DAX window, per-inode DAX, automatic submounts), never on a `/dev/fuse` mount; this type has no `map_alignment` | |
+/// | [`FILE_OPS`] | never implemented by the kernel | |
+///
+/// [`ASYNC_READ`]: crate::init_flags::ASYNC_READ
+/// [`BIG_WRITES`]: crate::init_flags::BIG_WRITES
+/// [`MAX_PAGES`]: crate::init_flags::MAX_PAGES
+/// [`DO_READDIRPLUS`]: crate::init_flags::DO_READDIRPLUS
+/// [`READDIRPLUS_AUTO`]: crate::init_flags::READDIRPLUS_AUTO
+/// [`POSIX_LOCKS`]: crate::init_flags::POSIX_LOCKS
+/// [`FLOCK_LOCKS`]: crate::init_flags::FLOCK_LOCKS
+/// [`OVER_IO_URING`]: crate::init_flags::OVER_IO_URING
+/// [`NO_OPEN_SUPPORT`]: crate::init_flags::NO_OPEN_SUPPORT
+/// [`NO_OPENDIR_SUPPORT`]: crate::init_flags::NO_OPENDIR_SUPPORT
+/// [`WRITEBACK_CACHE`]: crate::init_flags::WRITEBACK_CACHE
+/// [`AUTO_INVAL_DATA`]: crate::init_flags::AUTO_INVAL_DATA
+/// [`EXPLICIT_INVAL_DATA`]: crate::init_flags::EXPLICIT_INVAL_DATA
+/// [`ASYNC_DIO`]: crate::init_flags::ASYNC_DIO
+/// [`DIRECT_IO_ALLOW_MMAP`]: crate::init_flags::DIRECT_IO_ALLOW_MMAP
+/// [`PASSTHROUGH`]: crate::init_flags::PASSTHROUGH
+/// [`CACHE_SYMLINKS`]: crate::init_flags::CACHE_SYMLINKS
+/// [`PARALLEL_DIROPS`]: crate::init_flags::PARALLEL_DIROPS
+/// [`POSIX_ACL`]: crate::init_flags::POSIX_ACL
+/// [`DONT_MASK`]: crate::init_flags::DONT_MASK
+/// [`ATOMIC_O_TRUNC`]: crate::init_flags::ATOMIC_O_TRUNC
+/// [`HANDLE_KILLPRIV`]: crate::init_flags::HANDLE_KILLPRIV
+/// [`HANDLE_KILLPRIV_V2`]: crate::init_flags::HANDLE_KILLPRIV_V2
+/// [`SETXATTR_EXT`]: crate::init_flags::SETXATTR_EXT
+/// [`SECURITY_CTX`]: crate::init_flags::SECURITY_CTX
+/// [`CREATE_SUPP_GROUP`]: crate::init_flags::CREATE_SUPP_GROUP
+/// [`ALLOW_IDMAP`]: crate::init_flags::ALLOW_IDMAP
+/// [`EXPORT_SUPPORT`]: crate::init_flags::EXPORT_SUPPORT
+/// [`NO_EXPORT_SUPPORT`]: crate::init_flags::NO_EXPORT_SUPPORT
+/// [`INIT_EXT`]: crate::init_flags::INIT_EXT
+/// [`REQUEST_TIMEOUT`]: crate::init_flags::REQUEST_TIMEOUT
+/// [`ABORT_ERROR`]: crate::init_flags::ABORT_ERROR
+/// [`HAS_IO_URING_BUFPOOL`]: crate::init_flags::HAS_IO_URING_BUFPOOL
+/// [`HAS_RESEND`]: crate::init_flags::HAS_RESEND
+/// [`HAS_EXPIRE_ONLY`]: crate::init_flags::HAS_EXPIRE_ONLY
+/// [`HAS_IOCTL_DIR`]: crate::init_flags::HAS_IOCTL_DIR
+/// [`SPLICE_READ`]: crate::init_flags::SPLICE_READ
+/// [`SPLICE_WRITE`]: crate::init_flags::SPLICE_WRITE
+/// [`SPLICE_MOVE`]: crate::init_flags::SPLICE_MOVE
+/// [`MAP_ALIGNMENT`]: crate::init_flags::MAP_ALIGNMENT
+/// [`HAS_INODE_DAX`]: crate::init_flags::HAS_INODE_DAX
+/// [`SUBMOUNTS`]: crate::init_flags::SUBMOUNTS
+/// [`FILE_OPS`]: crate::init_flags::FILE_OPS
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InitConfig {
-    /// INIT flags wanted, as 64 bits (`u64::from(FUSE_ASYNC_READ) | FUSE_PASSTHROUGH | ...`).
-    /// `FUSE_INIT_EXT` is added by [`negotiate`] when a flag of bits 32..63 is accepted.
+    /// INIT flags wanted: constants of [`init_flags`], all `u64`, joined
+    /// with `|` (`init_flags::ASYNC_READ | init_flags::PASSTHROUGH`). Which flag turns on
+    /// which request or behaviour, and what the default leaves out (READDIRPLUS, locks,
+    /// the writeback cache, ACLs, io_uring...), is the table of [`InitConfig`]. Only flags
+    /// the kernel offers are accepted; `FUSE_INIT_EXT` is added by [`negotiate`] when a
+    /// flag of bits 32..63 is accepted.
     pub want: u64,
     /// Largest WRITE payload; the kernel never uses less than 4096.
     pub max_write: u32,
@@ -132,7 +266,7 @@ impl Default for InitConfig {
     /// kernel readahead, nothing else.
     fn default() -> Self {
         InitConfig {
-            want: u64::from(sys::FUSE_ASYNC_READ | sys::FUSE_BIG_WRITES | sys::FUSE_MAX_PAGES),
+            want: init_flags::ASYNC_READ | init_flags::BIG_WRITES | init_flags::MAX_PAGES,
             max_write: 1 << 20,
             max_pages: 256,
             max_readahead: None,
@@ -146,14 +280,16 @@ impl Default for InitConfig {
 }
 
 impl InitConfig {
-    /// This configuration with `flags` added to [`InitConfig::want`].
+    /// This configuration with `flags` (of [`init_flags`], joined with
+    /// `|`) added to [`InitConfig::want`].
     #[must_use]
     pub const fn with(mut self, flags: u64) -> Self {
         self.want |= flags;
         self
     }
 
-    /// This configuration with `flags` removed from [`InitConfig::want`].
+    /// This configuration with `flags` (of [`init_flags`]) removed from
+    /// [`InitConfig::want`].
     #[must_use]
     pub const fn without(mut self, flags: u64) -> Self {
         self.want &= !flags;
@@ -256,7 +392,8 @@ impl Negotiated {
         self.accepted
     }
 
-    /// Whether `flag` (an INIT flag, as `u64`) was accepted.
+    /// Whether every flag of `flag` (flags of [`init_flags`], joined with
+    /// `|`) was accepted.
     pub const fn has(&self, flag: u64) -> bool {
         self.accepted & flag == flag
     }
@@ -279,7 +416,7 @@ impl Negotiated {
     /// Pages per request as the kernel will use them: the reply's `max_pages` with
     /// `FUSE_MAX_PAGES`, else [`KERNEL_DEFAULT_MAX_PAGES`].
     pub const fn max_pages(&self) -> u16 {
-        if self.has(sys::FUSE_MAX_PAGES as u64) {
+        if self.has(init_flags::MAX_PAGES) {
             if self.init_out.max_pages == 0 {
                 1
             } else {
@@ -294,7 +431,7 @@ impl Negotiated {
     pub const fn protocol(&self) -> Protocol {
         Protocol {
             minor: self.init_out.minor,
-            setxattr_ext: self.has(sys::FUSE_SETXATTR_EXT as u64),
+            setxattr_ext: self.has(init_flags::SETXATTR_EXT),
         }
     }
 
@@ -363,7 +500,7 @@ pub fn negotiate(kernel: &KernelInit, config: &InitConfig) -> Result<Negotiated,
     if gran == 0 || gran > 1_000_000_000 || !is_power_of_10(gran) {
         return Err(InitError::TimeGranularity { configured: gran });
     }
-    let ext = u64::from(sys::FUSE_INIT_EXT);
+    let ext = init_flags::INIT_EXT;
     let mut accepted = kernel.flags & config.want & !ext;
     if kernel.flags & ext == 0 {
         // Without FUSE_INIT_EXT the kernel reads no flags2: bits 32..63 cannot be agreed
@@ -371,13 +508,13 @@ pub fn negotiate(kernel: &KernelInit, config: &InitConfig) -> Result<Negotiated,
         accepted &= u64::from(u32::MAX);
     }
     if config.max_stack_depth == 0 {
-        accepted &= !sys::FUSE_PASSTHROUGH;
+        accepted &= !init_flags::PASSTHROUGH;
     }
     if accepted >> 32 != 0 {
         accepted |= ext & kernel.flags;
     }
-    let passthrough = accepted & sys::FUSE_PASSTHROUGH != 0;
-    let timeout = accepted & sys::FUSE_REQUEST_TIMEOUT != 0;
+    let passthrough = accepted & init_flags::PASSTHROUGH != 0;
+    let timeout = accepted & init_flags::REQUEST_TIMEOUT != 0;
     let max_readahead = match config.max_readahead {
         Some(wanted) => wanted.min(kernel.max_readahead),
         None => kernel.max_readahead,

@@ -14,6 +14,13 @@
 //!   [`InitConfig`] to the reply, and from the result the `/dev/fuse` read buffer size and
 //!   the io_uring payload size ([`Negotiated::read_buffer_size`],
 //!   [`Negotiated::uring_payload_size`]: one rule for both).
+//! - [`init_flags`]: every INIT flag as a `u64`, the one type of every flag word of the INIT
+//!   API; [`InitConfig`]'s documentation tells which flag turns on which request or behaviour
+//!   (READDIRPLUS, for one, comes only when asked for).
+//! - typed flag words of decoded requests, so that a handler writes no constant by hand:
+//!   [`RenameFlags`], [`XattrFlags`], [`FallocateFlags`] and [`FileType`] (rustix's types,
+//!   the kernel's values), [`SetattrValid`] (`FATTR_*`), from accessors such as
+//!   [`Operation::rename_flags`], and [`dirent_type`] for READDIR records.
 //! - [`notify`]: the server-to-kernel notifications.
 //!
 //! Byte views of the ABI structs come from `fuse-kernel-sys` (zerocopy derives, proven at
@@ -21,9 +28,10 @@
 //!
 //! # Protocol versions
 //!
-//! Requests of protocol 7.36 (Linux 5.17) up to 7.45 (Linux 6.18) are decoded; INIT from an
-//! older kernel is refused with `EPROTO` ([`MIN_KERNEL_MINOR`]). A newer kernel is answered
-//! with our minor, and speaks it.
+//! Requests of protocol 7.36 (Linux 5.17) up to 7.46 (Linux 7.3, the ABI of
+//! `fuse-kernel-sys`) are decoded; INIT from an older kernel is refused with `EPROTO`
+//! ([`MIN_KERNEL_MINOR`]). A newer kernel is answered with our minor
+//! ([`sys::FUSE_KERNEL_MINOR_VERSION`]), and speaks it.
 //!
 //! # A server's request loop
 //!
@@ -68,7 +76,9 @@
 
 mod decode_error;
 pub mod dirent;
+mod flags;
 pub mod init;
+pub mod init_flags;
 pub mod notify;
 mod operation;
 pub mod reply;
@@ -83,6 +93,10 @@ pub const ROOT_ID: u64 = sys::FUSE_ROOT_ID as u64;
 
 pub use decode_error::{DecodeError, DecodeErrorKind};
 pub use dirent::{DirentBuf, DirentError, DirentPlusBuf};
+pub use flags::{
+    FallocateFlags, FileType, RenameFlags, SetattrValid, XattrFlags, dirent_type,
+    file_type_of_dirent,
+};
 pub use init::{InitConfig, InitError, KernelInit, MIN_KERNEL_MINOR, Negotiated, negotiate};
 pub use operation::{Forgets, Operation, RemoveMappings};
 pub use reply::{BufferTooSmall, OpenOut, out_error, out_header};

@@ -5,6 +5,7 @@ use core::ffi::CStr;
 use fuse_kernel_sys as sys;
 use sys::zerocopy::FromBytes;
 
+use crate::flags::{FallocateFlags, RenameFlags, SetattrValid, XattrFlags};
 use crate::init::KernelInit;
 
 /// The `FORGET`s of a BATCH_FORGET, read lazily from the request bytes.
@@ -59,7 +60,7 @@ impl Iterator for RemoveMappings<'_> {
 
 /// One decoded request's operation: the opcode with its typed arguments.
 ///
-/// Every kernel-to-server opcode of protocol 7.45 has a variant. Fixed argument structs are
+/// Every kernel-to-server opcode of protocol 7.46 has a variant. Fixed argument structs are
 /// copies; names and data borrow the request buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -184,5 +185,43 @@ impl Operation<'_> {
                 | Operation::Interrupt(_)
                 | Operation::NotifyReply { .. }
         )
+    }
+
+    /// The flags of a rename, typed (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`,
+    /// `RENAME_WHITEOUT`): RENAME2's `flags` (7.23), every bit kept; RENAME, which has none,
+    /// gives the empty set. `None` for every other operation.
+    pub const fn rename_flags(&self) -> Option<RenameFlags> {
+        match self {
+            Operation::Rename { .. } => Some(RenameFlags::empty()),
+            Operation::Rename2 { arg, .. } => Some(RenameFlags::from_bits_retain(arg.flags)),
+            _ => None,
+        }
+    }
+
+    /// SETXATTR's `flags`, typed (`XATTR_CREATE`, `XATTR_REPLACE`), every bit kept. `None`
+    /// for every other operation.
+    pub const fn setxattr_flags(&self) -> Option<XattrFlags> {
+        match self {
+            Operation::Setxattr { arg, .. } => Some(XattrFlags::from_bits_retain(arg.flags)),
+            _ => None,
+        }
+    }
+
+    /// FALLOCATE's `mode` (7.19), typed (`FALLOC_FL_KEEP_SIZE`, `PUNCH_HOLE`, `ZERO_RANGE`,
+    /// ...), every bit kept. `None` for every other operation.
+    pub const fn fallocate_mode(&self) -> Option<FallocateFlags> {
+        match self {
+            Operation::Fallocate(arg) => Some(FallocateFlags::from_bits_retain(arg.mode)),
+            _ => None,
+        }
+    }
+
+    /// SETATTR's `valid`, typed (which fields of `fuse_setattr_in` to apply), every bit
+    /// kept. `None` for every other operation.
+    pub const fn setattr_valid(&self) -> Option<SetattrValid> {
+        match self {
+            Operation::Setattr(arg) => Some(SetattrValid::from_bits_retain(arg.valid)),
+            _ => None,
+        }
     }
 }

@@ -328,3 +328,62 @@ fn notify_reply_over_io_uring_has_its_argument_in_the_payload() {
         r
     );
 }
+
+/// The typed flag accessors give the kernel's bits of the decoded argument, unknown bits
+/// kept; the expected bits are the kernel's numbers, written out.
+#[test]
+fn typed_flags_of_decoded_requests() {
+    use fuse_wire::{FallocateFlags, RenameFlags, SetattrValid, XattrFlags};
+    fn parse(buf: &[u8]) -> Operation<'_> {
+        *Request::parse(buf, Protocol::default())
+            .unwrap()
+            .operation()
+    }
+
+    // RENAME2: fuse_rename2_in {newdir 5, flags RENAME_EXCHANGE (2) | bit 20, padding}.
+    let mut arg = u64s(&[5]);
+    arg.extend(u32s(&[2 | 1 << 20, 0]));
+    let buf = request(sys::FUSE_RENAME2, 1, 1, 0, &[&arg, b"a\0b\0"]);
+    let flags = parse(&buf).rename_flags().unwrap();
+    assert!(flags.contains(RenameFlags::EXCHANGE));
+    assert!(!flags.contains(RenameFlags::NOREPLACE));
+    assert_eq!(flags.bits(), 2 | 1 << 20);
+    // RENAME has no flags: the empty set, not None.
+    let buf = request(sys::FUSE_RENAME, 1, 1, 0, &[&u64s(&[5]), b"a\0b\0"]);
+    assert_eq!(parse(&buf).rename_flags(), Some(RenameFlags::empty()));
+
+    // SETXATTR: {size 1, flags XATTR_REPLACE (2)}.
+    let buf = request(sys::FUSE_SETXATTR, 1, 1, 0, &[&u32s(&[1, 2]), b"user.a\0x"]);
+    let op = parse(&buf);
+    assert_eq!(op.setxattr_flags(), Some(XattrFlags::REPLACE));
+    assert_eq!(op.rename_flags(), None);
+
+    // FALLOCATE: fuse_fallocate_in {fh 3, offset 0, length 4096, mode KEEP_SIZE | PUNCH_HOLE
+    // (1 | 2), padding}.
+    let mut arg = u64s(&[3, 0, 4096]);
+    arg.extend(u32s(&[1 | 2, 0]));
+    let buf = request(sys::FUSE_FALLOCATE, 1, 2, 0, &[&arg]);
+    let mode = parse(&buf).fallocate_mode().unwrap();
+    assert_eq!(mode, FallocateFlags::KEEP_SIZE | FallocateFlags::PUNCH_HOLE);
+
+    // SETATTR: fuse_setattr_in (88 bytes) with valid SIZE | MTIME | MTIME_NOW (1<<3 | 1<<5 |
+    // 1<<8) and size 10.
+    let mut arg = u32s(&[1 << 3 | 1 << 5 | 1 << 8, 0]);
+    arg.extend(u64s(&[0, 10, 0, 0, 0, 0]));
+    arg.extend(u32s(&[0; 8]));
+    assert_eq!(arg.len(), 88);
+    let buf = request(sys::FUSE_SETATTR, 1, 2, 0, &[&arg]);
+    let op = parse(&buf);
+    let valid = op.setattr_valid().unwrap();
+    assert_eq!(
+        valid,
+        SetattrValid::SIZE | SetattrValid::MTIME | SetattrValid::MTIME_NOW
+    );
+    assert!(valid.unknown().is_empty());
+    let Operation::Setattr(arg) = op else {
+        panic!("{op:?}")
+    };
+    assert_eq!(arg.size, 10);
+    assert_eq!(op.fallocate_mode(), None);
+    assert_eq!(op.setxattr_flags(), None);
+}

@@ -281,7 +281,11 @@ fuzz_target!(|data: &[u8]| {
     let init_in = sys::fuse_init_in::read_from_bytes(raw).expect("64 bytes");
     let wire_offered = KernelInit::parse(raw).expect("64 bytes").flags;
     let too_old = init_in.major == sys::FUSE_KERNEL_VERSION && init_in.minor < 42;
-    match fuse_uring::check_init(&init_in) {
+    let checked = fuse_uring::check_init_in(&init_in);
+    // The decoded request (what fuse-dev hands back) gets the same answer as the raw one.
+    let decoded = KernelInit::parse(raw).expect("64 bytes");
+    assert_eq!(fuse_uring::check_init(&decoded), checked);
+    match checked {
         Ok(()) => {
             assert!(!too_old);
             assert_ne!(wire_offered & sys::FUSE_OVER_IO_URING, 0);

@@ -19,7 +19,7 @@ use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use fuse_wire::sys;
+use fuse_wire::init_flags;
 use rustix::io::Errno;
 
 mod cli;
@@ -56,16 +56,16 @@ fn possible_cpus() -> usize {
 }
 
 /// The INIT flags the mirror wants, besides passthrough and io_uring.
-const WANT: u32 = sys::FUSE_ASYNC_READ
-    | sys::FUSE_MAX_PAGES
-    | sys::FUSE_BIG_WRITES
-    | sys::FUSE_DO_READDIRPLUS
-    | sys::FUSE_READDIRPLUS_AUTO
-    | sys::FUSE_PARALLEL_DIROPS
-    | sys::FUSE_CACHE_SYMLINKS
-    | sys::FUSE_ASYNC_DIO
+const WANT: u64 = init_flags::ASYNC_READ
+    | init_flags::MAX_PAGES
+    | init_flags::BIG_WRITES
+    | init_flags::DO_READDIRPLUS
+    | init_flags::READDIRPLUS_AUTO
+    | init_flags::PARALLEL_DIROPS
+    | init_flags::CACHE_SYMLINKS
+    | init_flags::ASYNC_DIO
     // Permission checks with the source's POSIX ACLs, which the kernel reads through GETXATTR.
-    | sys::FUSE_POSIX_ACL;
+    | init_flags::POSIX_ACL;
 
 /// Mounts read-only (a mirror takes no writes, and the kernel then also skips the atime
 /// update it would otherwise mark after every passthrough read).
@@ -110,7 +110,7 @@ fn choose_rings(
     if args.transport == TransportChoice::Dev {
         return Ok(None);
     }
-    if !kernel.offers(sys::FUSE_OVER_IO_URING) {
+    if !kernel.offers(init_flags::OVER_IO_URING) {
         if args.transport == TransportChoice::Uring {
             return Err(Fatal(format!(
                 "the kernel does not offer FUSE-over-io_uring: it needs Linux 6.14+ with \
@@ -158,12 +158,12 @@ fn open_source(args: &Args) -> Result<(OwnedFd, fs::SourceView), Fatal> {
 
 /// What this server asks for in INIT.
 fn init_config(passthrough: bool, uring: bool) -> fuse_wire::InitConfig {
-    let mut config = fuse_wire::InitConfig::default().with(u64::from(WANT));
+    let mut config = fuse_wire::InitConfig::default().with(WANT);
     if passthrough {
-        config = config.with(sys::FUSE_PASSTHROUGH);
+        config = config.with(init_flags::PASSTHROUGH);
     }
     if uring {
-        config = config.with(sys::FUSE_OVER_IO_URING);
+        config = config.with(init_flags::OVER_IO_URING);
     }
     config
 }
@@ -227,7 +227,7 @@ fn run(args: Args) -> Result<(), Fatal> {
         .read_init(&mut vec![0u8; fuse_dev::MIN_READ_BUFFER])
         .map_err(|e| Fatal(format!("INIT: {e}")))?;
     let kernel = init.kernel;
-    let passthrough = args.passthrough && kernel.offers(sys::FUSE_PASSTHROUGH);
+    let passthrough = args.passthrough && kernel.offers(init_flags::PASSTHROUGH);
     let queues = match args.transport {
         TransportChoice::Dev => Vec::new(),
         _ => uring::possible_queues().map_err(|e| {

@@ -98,7 +98,7 @@ impl Rings {
         kernel: &fuse_wire::KernelInit,
         options: RingOptions,
     ) -> io::Result<Rings> {
-        fuse_uring::check_init(&kernel.to_init_in()).map_err(io::Error::other)?;
+        fuse_uring::check_init(kernel).map_err(io::Error::other)?;
         if queues.is_empty() {
             return Err(io::Error::other("no possible CPUs found"));
         }
@@ -121,7 +121,7 @@ impl Rings {
 
     /// Whether the queues get buffer pools (the kernel offers them: Linux 7.3, 7.46).
     pub fn pools(&self) -> bool {
-        self.offered & sys::FUSE_HAS_IO_URING_BUFPOOL != 0
+        self.offered & fuse_wire::init_flags::HAS_IO_URING_BUFPOOL != 0
     }
 
     /// Starts one thread per queue; each registers its entries and serves until unmount.
@@ -237,7 +237,7 @@ fn serve_queue(
     // A pool (registered with the ring) when the kernel offers one; per-entry buffers else.
     // (The fault injection needs the queue's own short payload buffers: no pool there.)
     let offered = if faulty_queue(qid) {
-        setup.offered & !sys::FUSE_HAS_IO_URING_BUFPOOL
+        setup.offered & !fuse_wire::init_flags::HAS_IO_URING_BUFPOOL
     } else {
         setup.offered
     };

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuse_kernel_sys as sys;
 use fuse_uring::{Queue, QueueBuffers, QueueConfig, Unsupported, UringSupport};
+use fuse_wire::init_flags;
 use testkit::example::ExampleServer;
 use testkit::fault::SourceTree;
 use testkit::{InitOptions, Needs, Session};
@@ -73,11 +73,11 @@ fn with_enable_uring_off_library_and_example_say_so_and_dev_fuse_works() {
             .contains("echo Y > /sys/module/fuse/parameters/enable_uring")
     );
     let mut opts = InitOptions::default();
-    opts.want |= sys::FUSE_OVER_IO_URING;
+    opts.want |= init_flags::OVER_IO_URING;
     let dev = Arc::new(testkit::open_dev().expect("open /dev/fuse"));
     let session = Session::mount_only(dev.clone(), &opts).expect("mount and INIT");
-    assert_eq!(session.negotiated.offered & sys::FUSE_OVER_IO_URING, 0);
-    let e = fuse_uring::check_init(&session.negotiated.init_in).expect_err("not offered");
+    assert_eq!(session.negotiated.offered & init_flags::OVER_IO_URING, 0);
+    let e = fuse_uring::check_init(&session.negotiated.kernel).expect_err("not offered");
     assert_eq!(e, Unsupported::Disabled);
     assert!(e.to_string().contains("enable_uring"), "{e}");
     // A server that registers anyway gets EOPNOTSUPP, reported as "unavailable".

@@ -359,7 +359,7 @@ mod tests {
         ));
 
         // The same kernel offering everything runs; io_uring by the switch as it reads now.
-        new.init_flags = fuse_kernel_sys::FUSE_PASSTHROUGH | fuse_kernel_sys::FUSE_OVER_IO_URING;
+        new.init_flags = fuse_wire::init_flags::PASSTHROUGH | fuse_wire::init_flags::OVER_IO_URING;
         new.backing_open_errno = libc::EPERM;
         new.sync_init = true;
         new.enable_uring = Some(false);

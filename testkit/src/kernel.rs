@@ -83,12 +83,12 @@ impl Capabilities {
 
     /// INIT offered `FUSE_PASSTHROUGH`.
     pub fn passthrough(&self) -> bool {
-        self.init_flags & sys::FUSE_PASSTHROUGH != 0
+        self.init_flags & fuse_wire::init_flags::PASSTHROUGH != 0
     }
 
     /// INIT offered `FUSE_OVER_IO_URING` (only while `enable_uring` is on).
     pub fn uring(&self) -> bool {
-        self.init_flags & sys::FUSE_OVER_IO_URING != 0
+        self.init_flags & fuse_wire::init_flags::OVER_IO_URING != 0
     }
 
     /// The kernel knows `FUSE_DEV_IOC_BACKING_OPEN` (it does not answer `ENOTTY`).

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuse_kernel_sys as sys;
+use fuse_wire::init_flags;
 use rustix::io::Errno;
 use sys::zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -274,6 +275,9 @@ pub fn reply(dev: BorrowedFd<'_>, unique: u64, error: i32, parts: &[&[u8]]) -> i
 /// What the server asked for in INIT, and what was agreed.
 #[derive(Debug, Clone, Copy)]
 pub struct Negotiated {
+    /// The kernel's INIT request, decoded (what `fuse_dev::Channel::read_init` hands back;
+    /// `fuse_uring::check_init` takes it).
+    pub kernel: fuse_wire::KernelInit,
     /// The kernel's INIT request (as far as the decoder keeps it: major, minor,
     /// max_readahead, flags, flags2).
     pub init_in: sys::fuse_init_in,
@@ -289,6 +293,7 @@ impl From<&fuse_wire::Negotiated> for Negotiated {
     fn from(n: &fuse_wire::Negotiated) -> Self {
         let k = n.kernel();
         Negotiated {
+            kernel: *k,
             init_in: k.to_init_in(),
             init_out: *n.init_out(),
             offered: n.offered(),
@@ -300,7 +305,8 @@ impl From<&fuse_wire::Negotiated> for Negotiated {
 /// INIT parameters of the test servers: a few fields, turned into a `fuse_wire::InitConfig`.
 #[derive(Debug, Clone, Copy)]
 pub struct InitOptions {
-    /// 64-bit INIT flags wanted (kept only where offered). `FUSE_INIT_EXT` is added as needed.
+    /// INIT flags wanted (`fuse_wire::init_flags`, kept only where offered). `FUSE_INIT_EXT`
+    /// is added as needed.
     pub want: u64,
     /// `max_write`.
     pub max_write: u32,
@@ -313,7 +319,7 @@ pub struct InitOptions {
 impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
-            want: u64::from(sys::FUSE_ASYNC_READ | sys::FUSE_MAX_PAGES | sys::FUSE_BIG_WRITES),
+            want: init_flags::ASYNC_READ | init_flags::MAX_PAGES | init_flags::BIG_WRITES,
             max_write: 128 * 1024,
             max_pages: 32,
             max_stack_depth: 0,
@@ -326,7 +332,7 @@ impl InitOptions {
     pub fn uring() -> InitOptions {
         let default = InitOptions::default();
         InitOptions {
-            want: default.want | sys::FUSE_OVER_IO_URING,
+            want: default.want | init_flags::OVER_IO_URING,
             ..default
         }
     }

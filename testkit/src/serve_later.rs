@@ -6,8 +6,6 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use fuse_kernel_sys as sys;
-
 use crate::{Handler, InitOptions, Session, serve};
 
 impl Session {
@@ -46,7 +44,7 @@ impl InitOptions {
     pub fn passthrough(max_stack_depth: u32) -> InitOptions {
         let default = InitOptions::default();
         InitOptions {
-            want: default.want | sys::FUSE_PASSTHROUGH,
+            want: default.want | fuse_wire::init_flags::PASSTHROUGH,
             max_stack_depth,
             ..default
         }
