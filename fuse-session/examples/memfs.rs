@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuse_session::{Handler, Reply, Session, Transport};
 use fuse_wire::{DirentBuf, DirentPlusBuf, Errno, InitConfig, OpenOut, Operation, Request};
+use fuse_wire::{FallocateFlags, FileType, RenameFlags, SetattrValid, XattrFlags};
 use fuse_wire::{reply, sys};
 
 const ROOT: u64 = 1;
@@ -240,15 +241,20 @@ impl Tree {
     }
 
     /// RENAME and RENAME2 (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`).
-    fn rename(&mut self, from: (u64, &CStr), to: (u64, &CStr), flags: u32) -> Result<(), Errno> {
-        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+    fn rename(
+        &mut self,
+        from: (u64, &CStr),
+        to: (u64, &CStr),
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        if !(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE).contains(flags) {
             return Err(Errno::INVAL);
         }
         let (old_parent, old_name) = (from.0, checked_name(from.1)?);
         let (new_parent, new_name) = (to.0, checked_name(to.1)?);
         let moved = self.child(old_parent, old_name)?;
         let replaced = self.children(new_parent)?.get(new_name).copied();
-        if flags & libc::RENAME_EXCHANGE != 0 {
+        if flags.contains(RenameFlags::EXCHANGE) {
             let other = replaced.ok_or(Errno::NOENT)?;
             self.children_mut(old_parent)?
                 .insert(old_name.to_vec(), other);
@@ -265,7 +271,7 @@ impl Tree {
             return Ok(());
         }
         if let Some(replaced) = replaced {
-            if flags & libc::RENAME_NOREPLACE != 0 {
+            if flags.contains(RenameFlags::NOREPLACE) {
                 return Err(Errno::EXIST);
             }
             if replaced == moved {
@@ -300,20 +306,24 @@ impl Tree {
         }
     }
 
-    fn setattr(&mut self, ino: u64, arg: &sys::fuse_setattr_in) -> Result<sys::fuse_attr, Errno> {
+    fn setattr(
+        &mut self,
+        ino: u64,
+        arg: &sys::fuse_setattr_in,
+        valid: SetattrValid,
+    ) -> Result<sys::fuse_attr, Errno> {
         let node = self.node_mut(ino)?;
         let attr = &mut node.attr;
-        let valid = arg.valid;
-        if valid & sys::FATTR_MODE != 0 {
+        if valid.contains(SetattrValid::MODE) {
             attr.mode = (attr.mode & libc::S_IFMT) | (arg.mode & 0o7777);
         }
-        if valid & sys::FATTR_UID != 0 {
+        if valid.contains(SetattrValid::UID) {
             attr.uid = arg.uid;
         }
-        if valid & sys::FATTR_GID != 0 {
+        if valid.contains(SetattrValid::GID) {
             attr.gid = arg.gid;
         }
-        if valid & sys::FATTR_SIZE != 0 {
+        if valid.contains(SetattrValid::SIZE) {
             let Content::File(data) = &mut node.content else {
                 return Err(Errno::ISDIR);
             };
@@ -323,17 +333,17 @@ impl Tree {
                 touch(attr, MTIME);
             }
         }
-        if valid & sys::FATTR_ATIME_NOW != 0 {
+        if valid.contains(SetattrValid::ATIME_NOW) {
             touch(attr, ATIME);
-        } else if valid & sys::FATTR_ATIME != 0 {
+        } else if valid.contains(SetattrValid::ATIME) {
             (attr.atime, attr.atimensec) = (arg.atime, arg.atimensec);
         }
-        if valid & sys::FATTR_MTIME_NOW != 0 {
+        if valid.contains(SetattrValid::MTIME_NOW) {
             touch(attr, MTIME);
-        } else if valid & sys::FATTR_MTIME != 0 {
+        } else if valid.contains(SetattrValid::MTIME) {
             (attr.mtime, attr.mtimensec) = (arg.mtime, arg.mtimensec);
         }
-        if valid & sys::FATTR_CTIME != 0 {
+        if valid.contains(SetattrValid::CTIME) {
             (attr.ctime, attr.ctimensec) = (arg.ctime, arg.ctimensec);
         } else {
             touch(attr, CTIME);
@@ -363,20 +373,28 @@ impl Tree {
         Ok(bytes.len() as u32)
     }
 
-    fn fallocate(&mut self, ino: u64, arg: &sys::fuse_fallocate_in) -> Result<(), Errno> {
+    fn fallocate(
+        &mut self,
+        ino: u64,
+        arg: &sys::fuse_fallocate_in,
+        mode: FallocateFlags,
+    ) -> Result<(), Errno> {
         let (data, attr) = self.file_mut(ino)?;
         let start = usize::try_from(arg.offset).map_err(|_| Errno::FBIG)?;
         let end = start.checked_add(usize::try_from(arg.length).map_err(|_| Errno::FBIG)?);
         let end = end.ok_or(Errno::FBIG)?;
-        let keep_size = arg.mode as i32 & libc::FALLOC_FL_KEEP_SIZE != 0;
-        match arg.mode as i32 & !libc::FALLOC_FL_KEEP_SIZE {
-            // Reserve (nothing to reserve in memory), growing the file unless KEEP_SIZE.
-            0 => {}
-            libc::FALLOC_FL_PUNCH_HOLE if keep_size => {}
-            libc::FALLOC_FL_ZERO_RANGE => {}
-            _ => return Err(Errno::OPNOTSUPP),
+        let keep_size = mode.contains(FallocateFlags::KEEP_SIZE);
+        let zeroes = FallocateFlags::PUNCH_HOLE | FallocateFlags::ZERO_RANGE;
+        let what = mode - FallocateFlags::KEEP_SIZE;
+        // Reserving (no flag) has nothing to reserve in memory; it grows the file unless
+        // KEEP_SIZE. A hole may only be punched with KEEP_SIZE.
+        let known = what.is_empty()
+            || what == FallocateFlags::ZERO_RANGE
+            || (what == FallocateFlags::PUNCH_HOLE && keep_size);
+        if !known {
+            return Err(Errno::OPNOTSUPP);
         }
-        if arg.mode as i32 & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0 {
+        if what.intersects(zeroes) {
             let zero_end = end.min(data.len());
             if start < zero_end {
                 data[start..zero_end].fill(0);
@@ -390,13 +408,19 @@ impl Tree {
         Ok(())
     }
 
-    fn set_xattr(&mut self, ino: u64, name: &CStr, value: &[u8], flags: u32) -> Result<(), Errno> {
+    fn set_xattr(
+        &mut self,
+        ino: u64,
+        name: &CStr,
+        value: &[u8],
+        flags: XattrFlags,
+    ) -> Result<(), Errno> {
         let node = self.node_mut(ino)?;
         let exists = node.xattrs.contains_key(name.to_bytes());
-        if flags as i32 & libc::XATTR_CREATE != 0 && exists {
+        if flags.contains(XattrFlags::CREATE) && exists {
             return Err(Errno::EXIST);
         }
-        if flags as i32 & libc::XATTR_REPLACE != 0 && !exists {
+        if flags.contains(XattrFlags::REPLACE) && !exists {
             return Err(Errno::NODATA);
         }
         node.xattrs.insert(name.to_bytes().to_vec(), value.to_vec());
@@ -426,7 +450,10 @@ impl Tree {
             .skip(offset as usize);
         Ok(all
             .map(|(i, (ino, name))| {
-                let kind = self.nodes.get(&ino).map_or(0, |n| n.attr.mode >> 12);
+                let kind = self
+                    .nodes
+                    .get(&ino)
+                    .map_or(FileType::Unknown, |n| FileType::from_raw_mode(n.attr.mode));
                 Listed {
                     next: i as u64 + 1,
                     ino,
@@ -443,8 +470,7 @@ struct Listed {
     /// The position after this entry: where the next READDIR goes on.
     next: u64,
     ino: u64,
-    /// `DT_*`: the file type bits of the mode, shifted.
-    kind: u32,
+    kind: FileType,
     name: Vec<u8>,
 }
 
@@ -482,8 +508,9 @@ impl Handler for MemFs {
             }
             Operation::Getattr(_) => send(reply, attr(&tree), |r, a| r.attr(&a)),
             Operation::Setattr(arg) => {
+                let valid = SetattrValid::from_bits_retain(arg.valid);
                 let result = tree
-                    .setattr(ino, &arg)
+                    .setattr(ino, &arg, valid)
                     .map(|a| reply::attr_out(a, ATTR_TTL));
                 send(reply, result, |r, a| r.attr(&a));
             }
@@ -531,7 +558,7 @@ impl Handler for MemFs {
                 name,
                 new_name,
             } => {
-                let result = tree.rename((ino, name), (arg.newdir, new_name), 0);
+                let result = tree.rename((ino, name), (arg.newdir, new_name), RenameFlags::empty());
                 send(reply, result, |r, ()| r.ok());
             }
             Operation::Rename2 {
@@ -539,7 +566,11 @@ impl Handler for MemFs {
                 name,
                 new_name,
             } => {
-                let result = tree.rename((ino, name), (arg.newdir, new_name), arg.flags);
+                let result = tree.rename(
+                    (ino, name),
+                    (arg.newdir, new_name),
+                    RenameFlags::from_bits_retain(arg.flags),
+                );
                 send(reply, result, |r, ()| r.ok());
             }
             Operation::Open(_) | Operation::Opendir(_) => {
@@ -558,14 +589,22 @@ impl Handler for MemFs {
             Operation::Write { arg, data } => {
                 send(reply, tree.write(ino, arg.offset, data), |r, n| r.write(n));
             }
-            Operation::Fallocate(arg) => send(reply, tree.fallocate(ino, &arg), |r, ()| r.ok()),
+            Operation::Fallocate(arg) => {
+                let mode = FallocateFlags::from_bits_retain(arg.mode);
+                send(reply, tree.fallocate(ino, &arg, mode), |r, ()| r.ok());
+            }
             Operation::Readdir(read) => {
                 send(reply, tree.listing(ino, read.offset), |reply, list| {
                     reply.with_buffer(read.size as usize, |out| {
                         let mut dir = DirentBuf::new(out);
                         for item in &list {
                             if dir
-                                .push(item.ino, item.next, item.kind, &item.name)
+                                .push(
+                                    item.ino,
+                                    item.next,
+                                    fuse_wire::dirent_type(item.kind),
+                                    &item.name,
+                                )
                                 .is_err()
                             {
                                 break;
@@ -594,8 +633,13 @@ impl Handler for MemFs {
                             } else {
                                 tree.entry(item.ino)?
                             };
-                            dir.push(&entry, item.next, item.kind, &item.name)
-                                .map_err(|_| Errno::IO)?;
+                            dir.push(
+                                &entry,
+                                item.next,
+                                fuse_wire::dirent_type(item.kind),
+                                &item.name,
+                            )
+                            .map_err(|_| Errno::IO)?;
                         }
                         Ok(dir.len())
                     })
@@ -604,7 +648,7 @@ impl Handler for MemFs {
             Operation::Setxattr { arg, name, value } => {
                 send(
                     reply,
-                    tree.set_xattr(ino, name, value, arg.flags),
+                    tree.set_xattr(ino, name, value, XattrFlags::from_bits_retain(arg.flags)),
                     |r, ()| r.ok(),
                 );
             }
