@@ -228,9 +228,16 @@ fn a_racing_symlink_never_redirects_the_mount() {
     let checked = id_of(&scene.mnt());
     let target_id = id_of(&scene.target);
     let racer = Racer::start(&scene.parent);
-    let deadline = Instant::now() + race_duration();
+    let start = Instant::now();
     let (mut mounted, mut refused, mut detached) = (0u64, 0u64, 0u64);
-    while Instant::now() < deadline {
+    // The race runs for its duration, and on past it (up to a minute) until the racer has
+    // won the open at least once: on a loaded machine that can take longer, and a run in
+    // which it never won proves nothing.
+    let raced = |refused: u64| {
+        let elapsed = start.elapsed();
+        elapsed < race_duration() || (refused == 0 && elapsed < Duration::from_secs(60))
+    };
+    while raced(refused) {
         let dev = Device::open().unwrap();
         racer.run();
         let result =
@@ -311,9 +318,9 @@ fn a_racing_symlink_never_redirects_the_mount() {
     let swaps = racer.swaps.load(Ordering::Relaxed);
     drop(racer);
     eprintln!(
-        "race for {:?}: {mounted} mounts on the checked directory, {refused} refused (symlink \
+        "race for {:.1?}: {mounted} mounts on the checked directory, {refused} refused (symlink \
          at the open), {detached} detached again (renamed before the attach), {swaps} exchanges",
-        race_duration()
+        start.elapsed()
     );
     // Both outcomes happened, so the racer really raced the mounts.
     assert!(mounted > 0, "no mount succeeded");
